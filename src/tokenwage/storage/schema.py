@@ -1,0 +1,158 @@
+"""Tables (SQLAlchemy Core). The Alembic migrations in ``migrations/versions`` create exactly
+these; ``tests/test_migrations.py`` fails if the two ever drift apart."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite and PostgreSQL alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Money = BigInteger  # nano-USD, signed
+
+org = Table(
+    "org",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("created_utc", UTCDateTime, nullable=False),
+)
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("slug", String(63), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("parent_id", Integer, ForeignKey("teams.id"), nullable=True),
+    Column("pool_amount_nanousd", Money, nullable=True),
+    Column("pool_period", String(16), nullable=True),
+    Column("created_utc", UTCDateTime, nullable=False),
+)
+
+people = Table(
+    "people",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("team_id", Integer, ForeignKey("teams.id"), nullable=True),
+    Column("manager_id", Integer, ForeignKey("people.id"), nullable=True),
+    Column("level", String(64), nullable=True),
+    Column("role", String(16), nullable=False),
+    Column("start_date", Date, nullable=True),
+    Column("end_date", Date, nullable=True),
+    Column("created_utc", UTCDateTime, nullable=False),
+)
+
+packages = Table(
+    "packages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("person_id", Integer, ForeignKey("people.id"), nullable=False, index=True),
+    Column("effective_from", Date, nullable=False),
+    Column("effective_to", Date, nullable=True),
+    Column("base_salary_nanousd", Money, nullable=False),
+    Column("bonus_target_nanousd", Money, nullable=False),
+    Column("equity_per_year_nanousd", Money, nullable=False),
+    Column("benefits_overhead_nanousd", Money, nullable=False),
+    Column("allowance_nanousd", Money, nullable=False),
+    Column("allowance_period", String(16), nullable=False),
+    Column("rollover", String(32), nullable=False),
+    Column("expiry_days", Integer, nullable=True),
+    Column("cap_mode", String(8), nullable=False),
+    Column("overdraft_nanousd", Money, nullable=False),
+    Column("created_utc", UTCDateTime, nullable=False),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(100), nullable=False, unique=True),
+    Column("person_id", Integer, ForeignKey("people.id"), nullable=True),
+    Column("team_id", Integer, ForeignKey("teams.id"), nullable=True),
+    Column("head_seq", BigInteger, nullable=False),
+    Column("head_hash", String(64), nullable=False),
+    Column("balance_nanousd", Money, nullable=False),
+    Column("granted_through_utc", UTCDateTime, nullable=True),
+    Column("created_utc", UTCDateTime, nullable=False),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("amount_nanousd", Money, nullable=False),
+    Column("effective_utc", UTCDateTime, nullable=False),
+    Column("recorded_utc", UTCDateTime, nullable=False),
+    Column("ref", String(200), nullable=False, unique=True),
+    Column("memo", Text, nullable=False),
+    Column("expires_utc", UTCDateTime, nullable=True),
+    Column("meta", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    UniqueConstraint("account_id", "seq"),
+    Index(None, "account_id", "recorded_utc"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at_utc", UTCDateTime, nullable=False),
+    Column("actor", String(320), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("detail", Text, nullable=False),
+)
