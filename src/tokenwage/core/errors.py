@@ -95,7 +95,9 @@ class UnknownModelPrice(PolicyDenied):
 class LedgerTampered(TokenwageError):
     """The hash chain does not hold; ``entry_id`` names the first bad entry."""
 
-    def __init__(self, message: str, *, account: str, entry_id: int | None, seq: int | None) -> None:
+    def __init__(
+        self, message: str, *, account: str, entry_id: int | None, seq: int | None
+    ) -> None:
         super().__init__(message)
         self.account = account
         self.entry_id = entry_id

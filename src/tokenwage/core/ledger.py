@@ -158,7 +158,9 @@ def entry_hash(canonical: bytes) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-def append(head: Head, drafts: Iterable[EntryDraft], recorded_utc: datetime) -> tuple[list[Entry], Head]:
+def append(
+    head: Head, drafts: Iterable[EntryDraft], recorded_utc: datetime
+) -> tuple[list[Entry], Head]:
     """Chain ``drafts`` (all for one account) after ``head``; return the entries and new head."""
     out: list[Entry] = []
     seq, prev, balance = head.seq, head.hash, head.balance_nanousd
@@ -230,11 +232,17 @@ def verify_chain(account: str, entries: Iterable[Entry], head: Head) -> Iterator
             yield ChainProblem(account, e.id, e.seq, f"belongs to account {e.account!r}")
         if e.seq != expected_seq:
             yield ChainProblem(
-                account, e.id, e.seq, f"expected seq {expected_seq}: an entry was removed or inserted"
+                account,
+                e.id,
+                e.seq,
+                f"expected seq {expected_seq}: an entry was removed or inserted",
             )
         if e.prev_hash != prev:
             yield ChainProblem(
-                account, e.id, e.seq, "does not link to the entry before it (removed, inserted or moved)"
+                account,
+                e.id,
+                e.seq,
+                "does not link to the entry before it (removed, inserted or moved)",
             )
         if entry_hash(e.canonical()) != e.hash:
             yield ChainProblem(account, e.id, e.seq, "content does not match its hash (edited)")

@@ -117,7 +117,9 @@ class Package:
             )
 
     def active_on(self, day: date) -> bool:
-        return self.effective_from <= day and (self.effective_to is None or day <= self.effective_to)
+        return self.effective_from <= day and (
+            self.effective_to is None or day <= self.effective_to
+        )
 
     def overlaps(self, other: Package) -> bool:
         a_end = self.effective_to or date.max
