@@ -66,8 +66,9 @@ def test_round_trip_preserves_hash_inputs(db: Database) -> None:
 
 
 TAMPERING = {
-    "edited amount": "UPDATE ledger_entries SET amount_nanousd = amount_nanousd + 1 WHERE id = {id}",
-    "edited meta": "UPDATE ledger_entries SET meta = '{{\"model\":\"gpt-4o\"}}' WHERE id = {id}",
+    "edited amount": "UPDATE ledger_entries SET amount_nanousd = amount_nanousd + 7"
+    " WHERE id = {id}",
+    "edited meta": 'UPDATE ledger_entries SET meta = \'{{"model":"gpt-4o"}}\' WHERE id = {id}',
     "deleted row": "DELETE FROM ledger_entries WHERE id = {id}",
     "reordered": "UPDATE ledger_entries SET seq = -seq WHERE id IN ({id}, {next_id})",
 }

@@ -12,7 +12,7 @@
      │    ├── ModelNotAllowed         the key or org may not use this model
      │    └── UnknownModelPrice       no price for a model and unknown models are rejected
      ├── LedgerTampered               ``ledger verify`` found a row edited, deleted, inserted, moved
-     └── StoreUnavailable             infrastructure: the database or counter store cannot be reached
+     └── StoreUnavailable             the database or counter store cannot be reached
 
 Translation to HTTP errors and exit codes happens at the edges only (gateway, web, CLI).
 """

@@ -30,10 +30,10 @@ CHAIN_VERSION = 1
 class EntryKind(StrEnum):
     GRANT = "grant"  # periodic allowance, one-off award, pool funding (credit)
     USAGE = "usage"  # tokens spent (debit)
-    ROLLOVER = "rollover"  # carried allowance noted at a period end (amount 0, meta.carried)
+    ROLLOVER = "rollover"  # carry noted at a period end: amount 0, meta.carried_nanousd
     EXPIRY = "expiry"  # unused grant that lapsed (debit)
     ADJUSTMENT = "adjustment"  # a correction either way, with a memo
-    REVERSAL = "reversal"  # exactly undoes one earlier entry (meta.reverses = its seq)
+    REVERSAL = "reversal"  # exactly undoes one earlier entry (meta.reverses_seq)
 
 
 CREDIT_KINDS = frozenset({EntryKind.GRANT})
@@ -252,7 +252,8 @@ def verify_chain(account: str, entries: Iterable[Entry], head: Head) -> Iterator
             account,
             last.id if last else None,
             last.seq if last else None,
-            f"chain ends at seq {last.seq if last else 0} but the account head says seq {head.seq}: "
+            f"chain ends at seq {last.seq if last else 0} "
+            f"but the account head says seq {head.seq}: "
             "entries at the end were removed or the head was changed",
         )
     if balance != head.balance_nanousd:
@@ -260,7 +261,8 @@ def verify_chain(account: str, entries: Iterable[Entry], head: Head) -> Iterator
             account,
             None,
             None,
-            f"stored balance {head.balance_nanousd} nanousd differs from the sum of entries {balance}",
+            f"stored balance {head.balance_nanousd} nanousd "
+            f"differs from the sum of entries {balance}",
         )
 
 

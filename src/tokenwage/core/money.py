@@ -70,7 +70,9 @@ class Money:
             try:
                 value = Decimal(cleaned)
             except InvalidOperation:
-                raise ValueError(f"not a dollar amount: {text!r} (write it like 250 or 1200.50)")
+                raise ValueError(
+                    f"not a dollar amount: {text!r} (write it like 250 or 1200.50)"
+                ) from None
         if not value.is_finite():
             raise ValueError(f"not a dollar amount: {text!r}")
         scaled = value * NANO_PER_USD

@@ -93,4 +93,6 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput(f"unknown time zone {name!r} (use an IANA name like 'Europe/Berlin')")
+        raise InvalidInput(
+            f"unknown time zone {name!r} (use an IANA name like 'Europe/Berlin')"
+        ) from None

@@ -52,11 +52,12 @@ class Rollover:
             try:
                 return cls(RolloverKind.CAPPED, int(t.split(":", 1)[1]))
             except ValueError:
-                raise InvalidInput(f"rollover {text!r}: write capped:N with N a whole number")
+                msg = f"rollover {text!r}: write capped:N with N a whole number"
+                raise InvalidInput(msg) from None
         try:
             return cls(RolloverKind(t))
         except ValueError:
-            raise InvalidInput(f"rollover {text!r} must be none, unlimited or capped:N")
+            raise InvalidInput(f"rollover {text!r} must be none, unlimited or capped:N") from None
 
     def __str__(self) -> str:
         return f"capped:{self.cap_periods}" if self.kind is RolloverKind.CAPPED else self.kind.value

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, insert, select, update
@@ -30,6 +30,16 @@ def pool_account(team_slug: str) -> str:
 
 
 UNATTRIBUTED = "unattributed"
+
+
+@dataclass(frozen=True)
+class TeamPool:
+    """A team's shared pool: ``amount`` credited every ``period`` from ``start``."""
+
+    team_slug: str
+    amount: Money
+    period: Period
+    start: date
 
 
 class OrgRepo:
@@ -84,7 +94,9 @@ class OrgRepo:
         )
         return [Team(r.slug, r.name, r.parent_slug) for r in self.conn.execute(q)]
 
-    def set_pool(self, slug: str, amount: Money | None, period: Period | None) -> None:
+    def set_pool(
+        self, slug: str, amount: Money | None, period: Period | None, start: date | None = None
+    ) -> None:
         if amount is not None and amount.nanousd < 0:
             raise InvalidInput("a team pool allowance cannot be negative")
         self.conn.execute(
@@ -93,15 +105,16 @@ class OrgRepo:
             .values(
                 pool_amount_nanousd=amount.nanousd if amount else None,
                 pool_period=str(period) if period else None,
+                pool_from=start,
             )
         )
 
-    def pools(self) -> list[tuple[str, Money, Period]]:
-        q = select(teams.c.slug, teams.c.pool_amount_nanousd, teams.c.pool_period).where(
-            teams.c.pool_amount_nanousd.is_not(None)
-        )
+    def pools(self) -> list[TeamPool]:
+        q = select(
+            teams.c.slug, teams.c.pool_amount_nanousd, teams.c.pool_period, teams.c.pool_from
+        ).where(teams.c.pool_amount_nanousd.is_not(None))
         return [
-            (r.slug, Money(r.pool_amount_nanousd), Period(r.pool_period))
+            TeamPool(r.slug, Money(r.pool_amount_nanousd), Period(r.pool_period), r.pool_from)
             for r in self.conn.execute(q)
         ]
 
@@ -196,7 +209,7 @@ class OrgRepo:
         )
         return int(result.inserted_primary_key[0])  # type: ignore[index]
 
-    def end_package(self, package_id: int, last_day: Any) -> None:
+    def end_package(self, package_id: int, last_day: date) -> None:
         self.conn.execute(
             update(packages).where(packages.c.id == package_id).values(effective_to=last_day)
         )
@@ -256,9 +269,3 @@ def _package(r: Row[Any]) -> Package:
         ),
     )
 
-
-def packages_by_email(pkgs: Sequence[Package]) -> dict[str, list[Package]]:
-    out: dict[str, list[Package]] = {}
-    for p in pkgs:
-        out.setdefault(p.person_email or "", []).append(p)
-    return out

@@ -75,6 +75,7 @@ teams = Table(
     Column("parent_id", Integer, ForeignKey("teams.id"), nullable=True),
     Column("pool_amount_nanousd", Money, nullable=True),
     Column("pool_period", String(16), nullable=True),
+    Column("pool_from", Date, nullable=True),
     Column("created_utc", UTCDateTime, nullable=False),
 )
 

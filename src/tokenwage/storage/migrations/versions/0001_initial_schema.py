@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column("parent_id", sa.Integer(), nullable=True),
         sa.Column("pool_amount_nanousd", sa.BigInteger(), nullable=True),
         sa.Column("pool_period", sa.String(length=16), nullable=True),
+        sa.Column("pool_from", sa.Date(), nullable=True),
         sa.Column("created_utc", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["parent_id"], ["teams.id"], name=op.f("fk_teams_parent_id_teams")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_teams")),

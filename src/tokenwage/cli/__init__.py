@@ -1,0 +1,1 @@
+"""The ``tokenwage`` command line: one module per command group."""
