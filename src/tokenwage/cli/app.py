@@ -6,7 +6,7 @@ import typer
 from rich.markup import escape
 
 from tokenwage import __version__
-from tokenwage.cli import books, demo, org, packages
+from tokenwage.cli import books, demo, org, packages, pricing
 from tokenwage.cli.common import State, err, exit_code
 from tokenwage.core.errors import TokenwageError
 
@@ -47,6 +47,7 @@ def _root(
 org.register(app)
 packages.register(app)
 books.register(app)
+pricing.register(app)
 demo.register(app)
 
 

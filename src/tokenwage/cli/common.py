@@ -25,8 +25,10 @@ from tokenwage.core.errors import (
 from tokenwage.storage import migrate
 from tokenwage.storage.db import Database
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Piped output (scripts, CI logs) gets wide tables instead of Rich's 80-column default.
+_WIDTH = None if sys.stdout.isatty() else 160
+out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
 
 EXIT_CODES: tuple[tuple[type[TokenwageError], int], ...] = (
     (InvalidInput, 2),

@@ -17,8 +17,8 @@ from tokenwage.core.errors import InvalidInput
 from tokenwage.core.ledger import Entry, EntryDraft, EntryKind
 from tokenwage.core.money import Money
 from tokenwage.core.org import Person
-from tokenwage.core.package import CapMode, Package, TokenAllowance
-from tokenwage.core.periods import local_date
+from tokenwage.core.package import CapMode, Package, Period, TokenAllowance
+from tokenwage.core.periods import local_date, period_starts
 from tokenwage.core.pricing import Pricer
 from tokenwage.core.spending import Funds, split_charge
 from tokenwage.core.usage import TokenUsage
@@ -52,41 +52,56 @@ def run_allowances(
 ) -> RunResult:
     """Credit every allowance period that has started and lapse what has expired, up to
     ``now``. Idempotent: a second run at the same ``now`` writes nothing; after downtime it
-    catches up every missed period in order. ``entries_of`` may serve accounts' entries from
-    a cache the caller keeps current (the demo does); by default they are read here."""
+    catches up every missed period in order. Accounts with no period boundary and no lot
+    expiry since their last run are skipped without reading their entries. ``entries_of``
+    may serve entries from a cache the caller keeps current (the demo does)."""
     repo, ledger = OrgRepo(conn), LedgerRepo(conn)
     load = entries_of or ledger.entries
     tz = repo.get_org().timezone
     all_packages = repo.all_packages()
-    written: list[Entry] = []
-    targets: list[tuple[str, list[Package], date | None, date | None]] = []
-    for person in repo.list_people():
-        assert person.id is not None
-        targets.append(
-            (
-                person_account(person.id),
-                all_packages.get(person.id, []),
-                person.start_date,
-                person.end_date,
-            )
-        )
-    for pool in repo.pools():
-        targets.append((pool_account(pool.team_slug), [pool_package(pool)], None, None))
+    targets: list[tuple[str, list[Package], date | None, date | None]] = [
+        (person_account(p.id), all_packages.get(p.id, []), p.start_date, p.end_date)
+        for p in repo.list_people()
+        if p.id is not None
+    ]
+    targets += [(pool_account(p.team_slug), [pool_package(p)], None, None) for p in repo.pools()]
+    accounts = {a.key: a for a in ledger.all_accounts()}
+    cursors = [a.granted_through_utc for a in accounts.values() if a.granted_through_utc]
+    expiring = ledger.expiries_between(min(cursors), now) if cursors else {}
+    drafts: list[EntryDraft] = []
     for key, packages, employed_from, employed_to in targets:
-        account = ledger.account(key)
-        drafts = allowances.plan_allowance_run(
+        since = accounts[key].granted_through_utc
+        if since is not None and since >= now:
+            continue
+        if since is not None and not (
+            _boundary_between(packages, tz, since, now)
+            or any(since < t <= now for t in expiring.get(key, ()))
+        ):
+            continue
+        drafts += allowances.plan_allowance_run(
             account=key,
             packages=packages,
             employed_from=employed_from,
             employed_to=employed_to,
             tz=tz,
             entries=load(key),
-            since_utc=account.granted_through_utc,
+            since_utc=since,
             now_utc=now,
         )
-        written += ledger.append(drafts, now)
-        ledger.set_granted_through(key, now)
+    written = ledger.append(drafts, now)
+    ledger.set_granted_through([key for key, *_ in targets], now)
     return RunResult(accounts=len(targets), written=written)
+
+
+def _boundary_between(packages: Sequence[Package], tz: str, since: datetime, now: datetime) -> bool:
+    """Does any allowance period start or end in ``(since, now]``? (Workday periods end at
+    midnight, so days are checked for them.)"""
+    for pkg in packages:
+        period = pkg.allowance.period
+        check = Period.DAY if period is Period.WORKDAY else period
+        if any(s > since for s in period_starts(check, since, now, tz)):
+            return True
+    return False
 
 
 def pool_package(pool: TeamPool) -> Package:

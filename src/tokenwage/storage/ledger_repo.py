@@ -71,10 +71,26 @@ class LedgerRepo:
         rows = self.conn.execute(select(accounts).order_by(accounts.c.id))
         return [_account(r) for r in rows]
 
-    def set_granted_through(self, key: str, instant: datetime) -> None:
-        self.conn.execute(
-            update(accounts).where(accounts.c.key == key).values(granted_through_utc=instant)
+    def set_granted_through(self, keys: Sequence[str], instant: datetime) -> None:
+        """Record that allowance runs have processed ``keys`` up to ``instant``."""
+        for i in range(0, len(keys), _CHUNK):
+            self.conn.execute(
+                update(accounts)
+                .where(accounts.c.key.in_(keys[i : i + _CHUNK]))
+                .values(granted_through_utc=instant)
+            )
+
+    def expiries_between(self, since: datetime, until: datetime) -> dict[str, list[datetime]]:
+        """Expiry times of credits lapsing in ``(since, until]``, by account key."""
+        q = (
+            select(accounts.c.key, ledger_entries.c.expires_utc)
+            .join(accounts, accounts.c.id == ledger_entries.c.account_id)
+            .where(ledger_entries.c.expires_utc > since, ledger_entries.c.expires_utc <= until)
         )
+        out: dict[str, list[datetime]] = defaultdict(list)
+        for key, expires in self.conn.execute(q):
+            out[key].append(expires)
+        return dict(out)
 
     # -- writing ------------------------------------------------------------------------
     def existing_refs(self, refs: Iterable[str]) -> set[str]:

@@ -63,6 +63,7 @@ org = Table(
     Column("name", String(200), nullable=False),
     Column("timezone", String(64), nullable=False),
     Column("currency", String(3), nullable=False),
+    Column("unknown_models", String(8), nullable=False, server_default="reject"),
     Column("created_utc", UTCDateTime, nullable=False),
 )
 
@@ -146,6 +147,25 @@ ledger_entries = Table(
     Column("hash", String(64), nullable=False),
     UniqueConstraint("account_id", "seq"),
     Index(None, "account_id", "recorded_utc"),
+)
+
+# Org pricing rules: discounts (percent), model price overrides and the fallback price for
+# unknown models. Prices per million tokens and percents are exact decimal strings.
+pricing_rules = Table(
+    "pricing_rules",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),  # discount | override | fallback
+    Column("provider", String(64), nullable=False),  # fnmatch pattern, "*" for all
+    Column("model_pattern", String(200), nullable=False),
+    Column("percent", String(16), nullable=True),
+    Column("input_mtok", String(32), nullable=True),
+    Column("output_mtok", String(32), nullable=True),
+    Column("cache_read_mtok", String(32), nullable=True),
+    Column("cache_write_mtok", String(32), nullable=True),
+    Column("cache_write_1h_mtok", String(32), nullable=True),
+    Column("effective_from", UTCDateTime, nullable=True),
+    Column("created_utc", UTCDateTime, nullable=False),
 )
 
 audit_log = Table(

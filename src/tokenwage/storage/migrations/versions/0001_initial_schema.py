@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("timezone", sa.String(length=64), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("unknown_models", sa.String(length=8), server_default="reject", nullable=False),
         sa.Column("created_utc", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_org")),
     )
@@ -141,7 +142,26 @@ def upgrade() -> None:
         )
 
 
+    op.create_table(
+        "pricing_rules",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("provider", sa.String(length=64), nullable=False),
+        sa.Column("model_pattern", sa.String(length=200), nullable=False),
+        sa.Column("percent", sa.String(length=16), nullable=True),
+        sa.Column("input_mtok", sa.String(length=32), nullable=True),
+        sa.Column("output_mtok", sa.String(length=32), nullable=True),
+        sa.Column("cache_read_mtok", sa.String(length=32), nullable=True),
+        sa.Column("cache_write_mtok", sa.String(length=32), nullable=True),
+        sa.Column("cache_write_1h_mtok", sa.String(length=32), nullable=True),
+        sa.Column("effective_from", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_utc", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_pricing_rules")),
+    )
+
+
 def downgrade() -> None:
+    op.drop_table("pricing_rules")
     with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_ledger_entries_account_id_recorded_utc"))
 

@@ -1,0 +1,41 @@
+# tokenwage: one task runner. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_DB ?= sqlite:///$(CURDIR)/.demo/tokenwage.db
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: help install demo test lint typecheck pytest bench clean
+
+help: ## Show this help.
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP) ## Create .venv and install tokenwage with its dev tools.
+
+demo: install ## Seed a demo organisation (SQLite, offline) and show balances and a statement.
+	$(BIN)/tokenwage --database-url $(DEMO_DB) demo run
+
+lint: install ## ruff lint and format check.
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: install ## mypy --strict.
+	$(BIN)/mypy
+
+pytest: install ## The test suite, on SQLite and PostgreSQL.
+	$(BIN)/pytest -n 2 --dist loadgroup
+
+test: lint typecheck pytest ## Everything CI runs: lint, type check, tests.
+
+bench: install ## Ledger append benchmark (see docs/benchmarks.md).
+	$(BIN)/python -m bench.ledger_append
+
+clean: ## Remove the virtualenv, caches and the demo database.
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache .hypothesis
