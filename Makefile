@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DEMO_DB ?= sqlite:///$(CURDIR)/.demo/tokenwage.db
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: help install demo test lint typecheck pytest bench clean
+.PHONY: help install demo test lint typecheck pytest bench docs clean
 
 help: ## Show this help.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ pytest: install ## The test suite, on SQLite and PostgreSQL.
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 test: lint typecheck pytest ## Everything CI runs: lint, type check, tests.
+
+docs: install ## Regenerate docs/cli.md from the CLI.
+	$(BIN)/typer tokenwage.cli.app utils docs --name tokenwage --title "tokenwage CLI reference" --output docs/cli.md
 
 bench: install ## Ledger append benchmark (see docs/benchmarks.md).
 	$(BIN)/python -m bench.ledger_append

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import typer
 from rich.markup import escape
+from sqlalchemy.exc import OperationalError
 
 from tokenwage import __version__
-from tokenwage.cli import books, demo, org, packages, pricing
+from tokenwage.cli import books, demo, mock_upstream, org, packages, pricing
 from tokenwage.cli.common import State, err, exit_code
-from tokenwage.core.errors import TokenwageError
+from tokenwage.core.errors import StoreUnavailable, TokenwageError
 
 app = typer.Typer(
     name="tokenwage",
@@ -48,6 +49,7 @@ org.register(app)
 packages.register(app)
 books.register(app)
 pricing.register(app)
+mock_upstream.register(app)
 demo.register(app)
 
 
@@ -58,3 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     except TokenwageError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise SystemExit(exit_code(exc)) from None
+    except OperationalError as exc:  # connecting or migrating outside Database.begin()
+        unavailable = StoreUnavailable(f"database error: {exc.orig}")
+        err.print(f"[bold red]error:[/] {escape(str(unavailable))}")
+        raise SystemExit(exit_code(unavailable)) from None

@@ -36,8 +36,8 @@ def mock_upstream(
 ) -> None:
     """Serve a simulated AI provider (OpenAI- and Anthropic-compatible) for tests and benchmarks.
 
-    Token counts are deterministic; see ``tokenwage.mock_upstream`` for the conventions
-    (``tokens:N``, ``cache:N``, ``use tool``, ``x-mock-fault``).
+    Token counts are deterministic; the module tokenwage.mock_upstream documents the test
+    conventions (tokens:N, cache:N, use tool, unknown-* models, the x-mock-fault header).
     """
     config = MockConfig(
         latency_ms=latency_ms,
