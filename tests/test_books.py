@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from tokenwage.core.errors import InvalidInput, NotFound
-from tokenwage.core.ledger import EntryKind
+from tokenwage.core.ledger import Entry, EntryKind
 from tokenwage.core.money import Money
 from tokenwage.core.org import Org, Person, Team
 from tokenwage.core.package import CapMode, Package, Period, Rollover, TokenAllowance
@@ -39,7 +39,7 @@ def _setup(db: Database, allowance: TokenAllowance, *, pool: Money | None = None
         return pid
 
 
-def _entries(db: Database, key: str) -> list:
+def _entries(db: Database, key: str) -> list[Entry]:
     with db.begin() as conn:
         return LedgerRepo(conn).entries(key)
 
