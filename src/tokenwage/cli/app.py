@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
 import typer
 from rich.markup import escape
 from sqlalchemy.exc import OperationalError
 
 from tokenwage import __version__
-from tokenwage.cli import books, demo, mock_upstream, org, packages, pricing
+from tokenwage.cli import books, demo, keys, mock_upstream, org, packages, pricing
 from tokenwage.cli.common import State, err, exit_code
 from tokenwage.core.errors import StoreUnavailable, TokenwageError
 
@@ -49,14 +52,21 @@ org.register(app)
 packages.register(app)
 books.register(app)
 pricing.register(app)
+keys.register(app)
 mock_upstream.register(app)
 demo.register(app)
+
+
+@cache
+def _command() -> Any:
+    """The Click command behind ``app``, built once (Typer rebuilds it on every call)."""
+    return typer.main.get_command(app)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console script. Domain errors become a clear message and a non-zero exit code."""
     try:
-        app(args=argv, prog_name="tokenwage")
+        _command().main(args=argv, prog_name="tokenwage")
     except TokenwageError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise SystemExit(exit_code(exc)) from None

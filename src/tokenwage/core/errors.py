@@ -6,6 +6,7 @@
      ├── InvalidInput                 bad value from a user or a file; message names it and the fix
      │    └── BadFile                 a file with problems, one line number per problem
      ├── NotFound                     an unknown person, team, account, package or key
+     ├── Unauthenticated              a missing, unknown, revoked or expired API key
      ├── Conflict                     duplicates and overlaps: email taken, package dates overlap
      ├── PolicyDenied                 the rules say no (not a fault)
      │    ├── AllowanceExhausted      not enough left to spend; carries balance and next refill
@@ -57,6 +58,10 @@ class BadFile(InvalidInput):
 
 class NotFound(TokenwageError):
     """Something named does not exist."""
+
+
+class Unauthenticated(TokenwageError):
+    """No usable credentials: the key is missing, unknown, revoked or expired."""
 
 
 class Conflict(TokenwageError):

@@ -195,8 +195,15 @@ def _people(
         logins.setdefault(str(role), email)
         allowance = _package(conn, rng, email, level, start)
         style = rng.choice(("claude", "claude", "mixed", "openai"))
-        heavy = rng.random() < 0.12  # the tokenmaxxers
-        intensity = rng.uniform(6, 11) if heavy else rng.uniform(0.5, 5)
+        kind = rng.random()
+        heavy = kind < 0.15  # the tokenmaxxers
+        intensity = (
+            rng.uniform(12, 25)
+            if heavy
+            else rng.uniform(4, 10)
+            if kind < 0.6
+            else rng.uniform(1, 4)
+        )
         saved = OrgRepo(conn).get_person_by_id(person_id)
         profiles.append(_Profile(saved, allowance, intensity, style, 0.25 if heavy else 0.05))
     return profiles, logins
@@ -329,10 +336,10 @@ def _pick(rng: random.Random, options: Sequence[tuple[str, str, int]]) -> tuple[
 
 def _session_usage(rng: random.Random, model: str) -> TokenUsage:
     """One coding-agent session: mostly cache reads, some fresh input, a few k of output."""
-    turns = rng.randint(3, 40)
-    cached = sum(rng.randint(8_000, 60_000) for _ in range(turns))
-    fresh = rng.randint(2_000, 20_000) * turns // 4
-    out = rng.randint(300, 3_000) * turns // 2
+    turns = rng.randint(15, 150)
+    cached = turns * rng.randint(30_000, 110_000)
+    fresh = turns * rng.randint(1_000, 5_000)
+    out = turns * rng.randint(300, 2_500)
     reasoning = out // 3 if model.startswith(("gpt-5", "o3")) else 0
     return TokenUsage(
         input_tokens=fresh,

@@ -268,4 +268,3 @@ def _package(r: Row[Any]) -> Package:
             overdraft=Money(r.overdraft_nanousd),
         ),
     )
-

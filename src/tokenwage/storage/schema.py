@@ -168,6 +168,68 @@ pricing_rules = Table(
     Column("created_utc", UTCDateTime, nullable=False),
 )
 
+# Virtual keys: what engineers put in OPENAI_API_KEY / ANTHROPIC_API_KEY. Only a SHA-256 of
+# the secret is stored (keys are 256-bit random, so a slow hash adds nothing); the prefix
+# lets people recognise a key in lists.
+virtual_keys = Table(
+    "virtual_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("person_id", Integer, ForeignKey("people.id"), nullable=False, index=True),
+    Column("name", String(100), nullable=False),
+    Column("prefix", String(24), nullable=False, unique=True),
+    Column("secret_sha256", String(64), nullable=False, unique=True),
+    Column("allowed_models", Text, nullable=True),  # JSON list of fnmatch patterns
+    Column("created_utc", UTCDateTime, nullable=False),
+    Column("expires_utc", UTCDateTime, nullable=True),
+    Column("revoked_utc", UTCDateTime, nullable=True),
+    Column("last_used_utc", UTCDateTime, nullable=True),
+)
+
+# Money set aside for requests in flight. A hold is released when its request settles, or
+# by the sweeper once it expires (a request that died), so nobody stays falsely "out".
+holds = Table(
+    "holds",
+    metadata,
+    Column("request_id", String(100), primary_key=True),
+    Column("person_id", Integer, ForeignKey("people.id"), nullable=False, index=True),
+    Column("amount_nanousd", Money, nullable=False),  # all of it, own part + pool part
+    Column("pool_nanousd", Money, nullable=False),  # the part set aside from the team pool
+    Column("pool_key", String(100), nullable=True, index=True),
+    Column("created_utc", UTCDateTime, nullable=False),
+    Column("expires_utc", UTCDateTime, nullable=False, index=True),
+)
+
+# One row per metered request (gateway) or imported usage record.
+usage_records = Table(
+    "usage_records",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("request_id", String(100), nullable=False, unique=True),
+    Column("person_id", Integer, ForeignKey("people.id"), nullable=True, index=True),
+    Column("key_id", Integer, ForeignKey("virtual_keys.id"), nullable=True),
+    Column("source", String(40), nullable=False),
+    Column("provider", String(64), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("requested_model", String(200), nullable=True),
+    Column("endpoint", String(64), nullable=True),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cache_read_tokens", BigInteger, nullable=False),
+    Column("cache_write_tokens", BigInteger, nullable=False),
+    Column("cache_write_1h_tokens", BigInteger, nullable=False),
+    Column("reasoning_tokens", BigInteger, nullable=False),
+    Column("cost_nanousd", Money, nullable=False),
+    Column("price_source", String(16), nullable=True),
+    Column("estimated", Integer, nullable=False),  # 1: no usage event came; cost estimated
+    Column("stream", Integer, nullable=False),
+    Column("status", Integer, nullable=False),  # HTTP status the client got
+    Column("latency_ms", Integer, nullable=True),
+    Column("used_utc", UTCDateTime, nullable=False),
+    Column("recorded_utc", UTCDateTime, nullable=False),
+    Index(None, "used_utc"),
+)
+
 audit_log = Table(
     "audit_log",
     metadata,

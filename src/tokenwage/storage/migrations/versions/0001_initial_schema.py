@@ -141,7 +141,6 @@ def upgrade() -> None:
             unique=False,
         )
 
-
     op.create_table(
         "pricing_rules",
         sa.Column("id", sa.Integer(), nullable=False),
