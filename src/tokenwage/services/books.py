@@ -13,6 +13,7 @@ from datetime import date, datetime
 from sqlalchemy import Connection
 
 from tokenwage.core import allowances
+from tokenwage.core.charges import usage_drafts
 from tokenwage.core.errors import InvalidInput
 from tokenwage.core.ledger import Entry, EntryDraft, EntryKind
 from tokenwage.core.money import Money
@@ -20,7 +21,7 @@ from tokenwage.core.org import Person
 from tokenwage.core.package import CapMode, Package, Period, TokenAllowance
 from tokenwage.core.periods import local_date, period_starts
 from tokenwage.core.pricing import Pricer
-from tokenwage.core.spending import Funds, split_charge
+from tokenwage.core.spending import Funds
 from tokenwage.core.usage import TokenUsage
 from tokenwage.storage.ledger_repo import LedgerRepo
 from tokenwage.storage.org_repo import OrgRepo, TeamPool, person_account, pool_account
@@ -228,37 +229,17 @@ def charge_usage(
     now: datetime,
 ) -> list[EntryDraft]:
     """Price one usage and split its cost over the person's own account and team pool."""
-    priced = pricer.price(usage, provider, model, used_utc)
-    meta = {
-        "source": source,
-        "provider": provider,
-        "model": model,
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "cache_read_tokens": usage.cache_read_tokens,
-        "cache_write_tokens": usage.cache_write_tokens,
-        "cache_write_1h_tokens": usage.cache_write_1h_tokens,
-        "reasoning_tokens": usage.reasoning_tokens,
-        "request_id": request_id,
-        "price_source": priced.source,
-    }
     assert person.id is not None
-    drafts = []
-    for part, amount in split_charge(priced.cost, funds):
-        if part == "pool":
-            account = pool_account(person.team_slug or "")
-            part_meta = {**meta, "person_id": person.id}
-        else:
-            account, part_meta = person_account(person.id), meta
-        drafts.append(
-            EntryDraft(
-                account=account,
-                kind=EntryKind.USAGE,
-                amount_nanousd=-amount.nanousd,
-                effective_utc=used_utc,
-                ref=f"usage:{source}:{request_id}:{part}",
-                memo=f"{provider}/{model}",
-                meta=part_meta,
-            )
-        )
-    return drafts
+    return usage_drafts(
+        pricer.price(usage, provider, model, used_utc),
+        usage,
+        funds,
+        person_id=person.id,
+        own_account=person_account(person.id),
+        pool_account=pool_account(person.team_slug) if person.team_slug else None,
+        provider=provider,
+        model=model,
+        used_utc=used_utc,
+        source=source,
+        request_id=request_id,
+    )

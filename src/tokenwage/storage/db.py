@@ -31,7 +31,7 @@ def normalise_url(url: str) -> str:
 class Database:
     """One database, one engine. ``begin()`` gives a connection inside one transaction."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, sqlite_synchronous: str = "FULL") -> None:
         self.url = normalise_url(url)
         try:
             parsed = make_url(self.url)
@@ -39,7 +39,9 @@ class Database:
             raise InvalidInput(f"not a database URL: {url!r} ({exc})") from exc
         self.dialect = parsed.get_backend_name()
         if self.dialect == "sqlite":
-            self.engine = _sqlite_engine(self.url, parsed.database, echo)
+            if sqlite_synchronous not in ("FULL", "NORMAL"):
+                raise InvalidInput("sqlite_synchronous must be FULL or NORMAL")
+            self.engine = _sqlite_engine(self.url, parsed.database, echo, sqlite_synchronous)
         elif self.dialect == "postgresql":
             self.engine = create_engine(
                 self.url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=10
@@ -66,7 +68,7 @@ class Database:
         self.engine.dispose()
 
 
-def _sqlite_engine(url: str, database: str | None, echo: bool) -> Engine:
+def _sqlite_engine(url: str, database: str | None, echo: bool, synchronous: str) -> Engine:
     if database and database != ":memory:":
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
@@ -76,7 +78,7 @@ def _sqlite_engine(url: str, database: str | None, echo: bool) -> Engine:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()

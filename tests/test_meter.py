@@ -1,0 +1,203 @@
+"""The real meter on SQLite and PostgreSQL: keys, holds, settlement and their edge cases."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from tokenwage.core.errors import AllowanceExhausted, ModelNotAllowed, Unauthenticated
+from tokenwage.core.ledger import EntryKind
+from tokenwage.core.money import Money
+from tokenwage.core.org import Org, Person, Team
+from tokenwage.core.package import Package, Period, TokenAllowance
+from tokenwage.core.pricing import Pricer, PricingPolicy
+from tokenwage.core.usage import TokenUsage
+from tokenwage.gateway.config import DowngradePolicy, GatewayConfig
+from tokenwage.gateway.meter import DbMeter, open_meter
+from tokenwage.gateway.ticket import RequestFacts
+from tokenwage.services import books
+from tokenwage.services.keys import create_key, revoke_key
+from tokenwage.services.people import add_person, add_team
+from tokenwage.storage.db import Database
+from tokenwage.storage.ledger_repo import LedgerRepo
+from tokenwage.storage.org_repo import OrgRepo
+from tokenwage.storage.schema import holds, usage_records
+
+MODEL = "claude-sonnet-4"
+
+
+def _org(db: Database, allowance_usd: int) -> tuple[str, str]:
+    now = datetime.now(UTC)
+    with db.begin() as conn:
+        OrgRepo(conn).save_org(Org("Acme", "UTC"))
+        add_team(conn, Team("platform", "Platform"))
+        add_person(conn, Person("ada@acme.example", "Ada", team_slug="platform"))
+        OrgRepo(conn).add_package(
+            "ada@acme.example",
+            Package(
+                base_salary=Money.parse(1),
+                allowance=TokenAllowance(Money.parse(allowance_usd), Period.MONTH),
+                effective_from=(now - timedelta(days=40)).date(),
+            ),
+        )
+        books.run_allowances(conn, now)
+        _, raw = create_key(conn, email="ada@acme.example", name="laptop", now=now)
+        _, narrow = create_key(
+            conn, email="ada@acme.example", name="ci", now=now, allowed_models=["gpt-*"]
+        )
+    return raw, narrow
+
+
+def _facts(rid: str, *, max_out: int | None = 1000, model: str = MODEL) -> RequestFacts:
+    return RequestFacts(rid, "anthropic.messages", "anthropic", model, False, 1000, max_out)
+
+
+@asynccontextmanager
+async def running(db_url: str, config: GatewayConfig | None = None) -> AsyncIterator[DbMeter]:
+    m = await open_meter(db_url, config or GatewayConfig())
+    try:
+        yield m
+    finally:
+        await m.aclose()
+
+
+async def test_keys_are_checked(db: Database, db_url: str) -> None:
+    raw, _ = _org(db, 100)
+    m = await open_meter(db_url, GatewayConfig())
+    try:
+        assert (await m.authenticate(raw)).name == "laptop"
+        for bad in (None, "", "sk-not-ours", raw[:-1] + "x"):
+            with pytest.raises(Unauthenticated):
+                await m.authenticate(bad)
+        with db.begin() as conn:
+            revoke_key(conn, raw, datetime.now(UTC))
+        m._keys.clear()  # the cache would notice within KEY_TTL_S; don't wait in a test
+        with pytest.raises(Unauthenticated, match="revoked"):
+            await m.authenticate(raw)
+    finally:
+        await m.aclose()
+
+
+async def test_settle_charges_exactly_the_price_and_releases_the_hold(
+    db: Database, db_url: str
+) -> None:
+    raw, _ = _org(db, 100)
+    m = await open_meter(db_url, GatewayConfig())
+    usage = TokenUsage(input_tokens=1200, output_tokens=350, cache_read_tokens=5000)
+    try:
+        ticket = await m.authorize(raw, _facts("twr_1"))
+        assert ticket.hold_nanousd > 0
+        await m.settle(ticket, usage, status=200)
+        await m.settle(ticket, usage, status=200)  # idempotent per request id
+    finally:
+        await m.aclose()
+    with db.begin() as conn:
+        entries = [e for e in LedgerRepo(conn).entries("person:1") if e.kind is EntryKind.USAGE]
+        n_holds = conn.execute(select(func.count()).select_from(holds)).scalar_one()
+        record = conn.execute(select(usage_records)).one()
+    expected = Pricer(PricingPolicy()).price(usage, "anthropic", MODEL, datetime.now(UTC)).cost
+    assert [e.amount_nanousd for e in entries] == [-expected.nanousd]
+    assert entries[0].meta["source"] == "gateway" and entries[0].meta["request_id"] == "twr_1"
+    assert n_holds == 0
+    assert record.cost_nanousd == expected.nanousd and record.cache_read_tokens == 5000
+
+
+async def test_upstream_error_is_recorded_but_not_charged(db: Database, db_url: str) -> None:
+    raw, _ = _org(db, 100)
+    async with running(db_url) as meter:
+        ticket = await meter.authorize(raw, _facts("twr_err"))
+        await meter.settle(ticket, None, status=529)
+    with db.begin() as conn:
+        assert LedgerRepo(conn).balance("person:1") == Money.parse(100).nanousd
+        assert conn.execute(select(usage_records.c.status)).scalar_one() == 529
+
+
+async def test_exhausted_allowance_is_refused_with_a_readable_message(
+    db: Database, db_url: str
+) -> None:
+    raw, _ = _org(db, 1)
+    # 1000 prompt + 100k output tokens of sonnet at $15/MTok: $1.50 > $1
+    async with running(db_url) as meter:
+        with pytest.raises(AllowanceExhausted) as info:
+            await meter.authorize(raw, _facts("twr_big", max_out=100_000))
+    text = str(info.value)
+    assert "ada@acme.example" in text and "$1.00 per month" in text
+    assert "next refills" in text and "UTC" in text
+    with db.begin() as conn:
+        assert conn.execute(select(func.count()).select_from(holds)).scalar_one() == 0
+
+
+async def test_model_allow_list(db: Database, db_url: str) -> None:
+    _, narrow = _org(db, 100)
+    async with running(db_url) as meter:
+        with pytest.raises(ModelNotAllowed, match="gpt-"):
+            await meter.authorize(narrow, _facts("twr_m"))
+
+
+async def test_concurrent_holds_never_exceed_what_may_be_spent(db: Database, db_url: str) -> None:
+    raw, _ = _org(db, 1)
+    m = await open_meter(db_url, GatewayConfig())
+    worst = (
+        Pricer(PricingPolicy())
+        .worst_case_cost(
+            "anthropic",
+            MODEL,
+            datetime.now(UTC),
+            prompt_tokens_estimate=1000,
+            max_output_tokens=10_000,
+        )
+        .cost
+    )
+    allowed = Money.parse(1).nanousd // worst.nanousd
+    results: list[bool] = []
+
+    def worker(i: int) -> None:
+        async def one() -> bool:
+            try:
+                await m.authorize(raw, _facts(f"twr_c{i}", max_out=10_000))
+                return True
+            except AllowanceExhausted:
+                return False
+
+        results.append(asyncio.run(one()))
+
+    try:
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(24)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        await m.aclose()
+    assert sum(results) == allowed  # each hold is the worst case; no more fit in $1
+
+
+async def test_sweeper_releases_holds_of_dead_requests(db: Database, db_url: str) -> None:
+    raw, _ = _org(db, 100)
+    async with running(db_url) as meter:
+        await meter.authorize(raw, _facts("twr_dead"))
+        assert meter.holds.sweep(datetime.now(UTC)) == 0
+        assert meter.holds.sweep(datetime.now(UTC) + timedelta(seconds=601)) == 1
+
+
+async def test_downgrade_below_threshold(db: Database, db_url: str) -> None:
+    raw, _ = _org(db, 5)
+    config = GatewayConfig(
+        downgrade=DowngradePolicy(below_usd="10", models={"claude-opus-4-1": "claude-haiku-4-5"})
+    )
+    m = await open_meter(db_url, config)
+    try:
+        ticket = await m.authorize(raw, _facts("twr_d", model="claude-opus-4-1"))
+        assert ticket.model == "claude-haiku-4-5"
+        await m.settle(ticket, TokenUsage(input_tokens=10, output_tokens=10), status=200)
+    finally:
+        await m.aclose()
+    with db.begin() as conn:
+        row = conn.execute(select(usage_records.c.model, usage_records.c.requested_model)).one()
+    assert tuple(row) == ("claude-haiku-4-5", "claude-opus-4-1")
