@@ -46,3 +46,26 @@ def test_fresh_sqlite_upgrade_from_nothing(tmp_path: Path) -> None:
         assert migrate.current_revision(db) == migrate.head_revision(db)
     finally:
         db.dispose()
+
+
+def test_upgrade_from_the_oldest_schema_keeps_the_books(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from tokenwage.core.ledger import EntryDraft, EntryKind
+    from tokenwage.storage.ledger_repo import LedgerRepo
+
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        migrate.upgrade(db, "0001_initial")
+        with db.begin() as conn:
+            repo = LedgerRepo(conn)
+            repo.ensure_account("person:1")
+            at = datetime(2026, 1, 1, tzinfo=UTC)
+            repo.append([EntryDraft("person:1", EntryKind.GRANT, 5, at, "g1")], at)
+        migrate.upgrade(db)
+        assert migrate.current_revision(db) == migrate.head_revision(db)
+        with db.begin() as conn:
+            assert LedgerRepo(conn).balance("person:1") == 5
+            assert list(LedgerRepo(conn).verify()) == []
+    finally:
+        db.dispose()
