@@ -227,7 +227,43 @@ usage_records = Table(
     Column("latency_ms", Integer, nullable=True),
     Column("used_utc", UTCDateTime, nullable=False),
     Column("recorded_utc", UTCDateTime, nullable=False),
+    # importers: where the usage came from, and the provider's own ids, so usage that also
+    # passed through the gateway is recognised and never charged twice
+    Column("session_id", String(200), nullable=True),
+    Column("project", String(500), nullable=True),
+    Column("hostname", String(200), nullable=True),
+    Column("upstream_request_id", String(200), nullable=True, index=True),
+    Column("message_id", String(200), nullable=True, index=True),
+    Column("charge_mode", String(8), nullable=False, server_default="charge"),  # charge | track
     Index(None, "used_utc"),
+)
+
+# How far each importer has read each file or export, so a second run reads only what is
+# new (offset within a file whose size, mtime and first bytes still match).
+import_cursors = Table(
+    "import_cursors",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source", String(40), nullable=False),
+    Column("location", String(1000), nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("size", BigInteger, nullable=True),
+    Column("mtime_ns", BigInteger, nullable=True),
+    Column("fingerprint", String(64), nullable=True),
+    Column("updated_utc", UTCDateTime, nullable=False),
+    UniqueConstraint("source", "location"),
+)
+
+# Attribution: provider user ids, API key ids, emails, hostnames ... mapped to people.
+identities = Table(
+    "identities",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("value", String(320), nullable=False),
+    Column("person_id", Integer, ForeignKey("people.id"), nullable=False, index=True),
+    Column("created_utc", UTCDateTime, nullable=False),
+    UniqueConstraint("kind", "value"),
 )
 
 audit_log = Table(
