@@ -8,14 +8,16 @@ from pathlib import Path
 
 import orjson
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from tokenwage.cli.common import err, out, print_json, transaction
+from tokenwage.cli.common import err, out, parse_amount, print_json, transaction
 from tokenwage.core.errors import InvalidInput, LedgerTampered
 from tokenwage.core.money import Money
+from tokenwage.core.package import MAX_ALLOWANCE_PER_PERIOD
 from tokenwage.render.statement import statement_html, statement_json, statement_text
 from tokenwage.services import books
-from tokenwage.services.statements import export_entries, statement_for
+from tokenwage.services.statements import export_entries, last_recorded_utc, statement_for
 from tokenwage.storage.ledger_repo import LedgerRepo
 
 allowances_app = typer.Typer(help="Periodic allowances.", no_args_is_help=True)
@@ -56,12 +58,13 @@ def grant(
             conn,
             email=email,
             team=team,
-            amount=Money.parse(amount),
+            amount=parse_amount(amount, "--amount", limit=MAX_ALLOWANCE_PER_PERIOD),
             reason=reason,
             now=now,
             expires_utc=parse_instant(expires, "--expires") if expires else None,
         )
-    out.print(f"Granted {Money(entry.amount_nanousd)} to {email or 'team ' + str(team)} ({reason})")
+    to = email or f"team {team}"
+    out.print(escape(f"Granted {Money(entry.amount_nanousd)} to {to} ({reason})"))
 
 
 @allowances_app.command("run")
@@ -70,8 +73,18 @@ def allowances_run(
     at: str | None = typer.Option(None, "--now", help="Run as of this instant [default: now]."),
 ) -> None:
     """Credit started periods, apply rollover and lapse expired grants (idempotent)."""
-    now = parse_instant(at, "--now") if at else datetime.now(UTC)
+    clock = datetime.now(UTC)
+    now = parse_instant(at, "--now") if at else clock
+    if now > clock:
+        raise InvalidInput(f"--now {now.isoformat()} is in the future; entries are booked as of it")
     with transaction(ctx) as conn:
+        last = last_recorded_utc(conn) if at else None
+        if last is not None and now < last:
+            # statements are posted by recording time, so it must not go backwards
+            raise InvalidInput(
+                f"--now {now.isoformat()} is before the last ledger entry, recorded "
+                f"{last.isoformat()}; run as of that instant or later"
+            )
         result = books.run_allowances(conn, now)
     out.print(
         f"{result.accounts} accounts: {result.grants} grants, {result.expiries} expiries, "
@@ -111,7 +124,7 @@ def balance(
         allowance = f"{b.allowance.amount} / {b.allowance.period}" if b.allowance else "–"
         refill = b.next_refill_utc.strftime("%Y-%m-%d %H:%M UTC") if b.next_refill_utc else "–"
         table.add_row(
-            b.person.email,
+            escape(b.person.email),
             b.person.team_slug or "",
             b.balance.usd(),
             b.pool_balance.usd() if b.pool_team else "–",
@@ -144,7 +157,7 @@ def statement(
         text = statement_text(st)
     if output:
         output.write_text(text, encoding="utf-8")
-        out.print(f"Wrote {output}")
+        out.print(escape(f"Wrote {output}"))
     else:
         sys.stdout.write(text)
 
@@ -183,7 +196,7 @@ def verify(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) ->
         out.print(f"[green]OK[/]: {count} entries in {n_accounts} accounts; every chain holds.")
     else:
         for p in problems[:20]:
-            err.print(f"[red]{p}[/]")
+            err.print(escape(str(p)), style="red")
     if problems:
         first = problems[0]
         raise LedgerTampered(
@@ -212,7 +225,7 @@ def export(
             with output.open("w", encoding="utf-8", newline="") as f:
                 for chunk in chunks:
                     f.write(chunk)
-            err.print(f"Wrote {output}")
+            err.print(escape(f"Wrote {output}"))
         else:
             for chunk in chunks:
                 sys.stdout.write(chunk)

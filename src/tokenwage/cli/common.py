@@ -22,6 +22,7 @@ from tokenwage.core.errors import (
     StoreUnavailable,
     TokenwageError,
 )
+from tokenwage.core.money import Money
 from tokenwage.storage import migrate
 from tokenwage.storage.db import Database
 
@@ -83,6 +84,17 @@ def transaction(ctx: typer.Context) -> Iterator[Connection]:
     """The command's one transaction: all of it is written, or none of it."""
     with state(ctx).database().begin() as conn:
         yield conn
+
+
+def parse_amount(text: str, what: str, *, limit: Money | None = None) -> Money:
+    """A dollar amount from the command line; a bad one is :class:`InvalidInput` (exit 2)."""
+    try:
+        amount = Money.parse(text)
+    except ValueError as exc:
+        raise InvalidInput(f"{what} {text!r}: {exc}") from None
+    if limit is not None and abs(amount) > limit:
+        raise InvalidInput(f"{what} {amount} is above the limit of {limit}; check for an extra 0")
+    return amount
 
 
 def print_json(value: Any) -> None:

@@ -6,12 +6,12 @@ from datetime import date
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from tokenwage.cli.common import out, print_json, state, transaction
-from tokenwage.core.money import Money
+from tokenwage.cli.common import out, parse_amount, print_json, state, transaction
 from tokenwage.core.org import Org, Person, Role, Team
-from tokenwage.core.package import Period
+from tokenwage.core.package import MAX_ALLOWANCE_PER_PERIOD, Period
 from tokenwage.services import people as people_service
 from tokenwage.storage import migrate
 from tokenwage.storage.org_repo import OrgRepo
@@ -35,11 +35,13 @@ def init(
     ),
 ) -> None:
     """Create (or upgrade) the database and record the organisation."""
+    value = Org(name=org_name, timezone=timezone)  # a bad zone is refused before any write
     db = state(ctx).database(check_schema=False)
     migrate.upgrade(db)
     with db.begin() as conn:
-        OrgRepo(conn).save_org(Org(name=org_name, timezone=timezone))
-    out.print(f"Initialised {org_name!r} ({timezone}) at {db.engine.url.render_as_string()}")
+        OrgRepo(conn).save_org(value)
+    where = db.engine.url.render_as_string()
+    out.print(escape(f"Initialised {org_name!r} ({timezone}) at {where}"))
 
 
 def migrate_cmd(ctx: typer.Context) -> None:
@@ -74,7 +76,7 @@ def team_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"))
         return
     table = Table("id", "name", "parent", title=f"{len(teams)} teams")
     for t in teams:
-        table.add_row(t.slug, t.name, t.parent_slug or "")
+        table.add_row(t.slug, escape(t.name), t.parent_slug or "")
     out.print(table)
 
 
@@ -89,7 +91,7 @@ def team_pool(
     """Give a team a periodic shared pool that members draw on after their own allowance.
 
     Unused pool money lapses at the end of each period (no rollover)."""
-    money = Money.parse(amount)
+    money = parse_amount(amount, "--amount", limit=MAX_ALLOWANCE_PER_PERIOD)
     first = people_service.parse_date(start, "--from") if start else date.today()
     with transaction(ctx) as conn:
         OrgRepo(conn).set_pool(slug, money, period, first)
@@ -122,7 +124,7 @@ def person_add(
     )
     with transaction(ctx) as conn:
         people_service.add_person(conn, person)
-    out.print(f"Added {person.email}")
+    out.print(escape(f"Added {person.email}"))
 
 
 @person_app.command("list")
@@ -153,9 +155,8 @@ def person_list(
         return
     table = Table("email", "name", "team", "manager", "level", "role", title=f"{len(rows)} people")
     for p in rows:
-        table.add_row(
-            p.email, p.name, p.team_slug or "", p.manager_email or "", p.level or "", p.role
-        )
+        cells = (p.email, p.name, p.team_slug, p.manager_email, p.level, p.role)
+        table.add_row(*(escape(c or "") for c in cells))
     out.print(table)
 
 

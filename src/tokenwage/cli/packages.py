@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from tokenwage.cli.common import out, print_json, transaction
+from tokenwage.cli.common import out, parse_amount, print_json, transaction
 from tokenwage.core.compensation import CostBreakdown, compare_offers, team_cost
 from tokenwage.core.money import Money
 from tokenwage.core.package import CapMode, Package, Period, Rollover, TokenAllowance
@@ -53,24 +54,25 @@ def package_set(
 ) -> None:
     """Set a person's package from a date. Overlapping dates are refused."""
     pkg = Package(
-        base_salary=Money.parse(salary),
-        bonus_target=Money.parse(bonus),
-        equity_per_year=Money.parse(equity),
-        benefits_overhead=Money.parse(overhead),
+        base_salary=parse_amount(salary, "--salary"),
+        bonus_target=parse_amount(bonus, "--bonus"),
+        equity_per_year=parse_amount(equity, "--equity"),
+        benefits_overhead=parse_amount(overhead, "--overhead"),
         allowance=TokenAllowance(
-            amount=Money.parse(allowance),
+            amount=parse_amount(allowance, "--allowance"),
             period=period,
             rollover=Rollover.parse(rollover),
             expiry_days=expiry_days,
             cap=cap,
-            overdraft=Money.parse(overdraft),
+            overdraft=parse_amount(overdraft, "--overdraft"),
         ),
         effective_from=parse_date(start, "--from"),
         effective_to=parse_date(end, "--to") if end else None,
     )
     with transaction(ctx) as conn:
         service.set_package(conn, email, pkg, supersede=supersede)
-    out.print(f"Package for {email} from {pkg.effective_from}: {pkg.allowance.amount} per {period}")
+    amount = pkg.allowance.amount
+    out.print(escape(f"Package for {email} from {pkg.effective_from}: {amount} per {period}"))
 
 
 def package_dict(p: Package) -> dict[str, object]:
@@ -114,7 +116,7 @@ def package_show(
         "allowance",
         "rollover",
         "cap",
-        title=f"Packages of {email}",
+        title=escape(f"Packages of {email}"),
     )
     for p in pkgs:
         a = p.allowance
@@ -161,10 +163,10 @@ def offer_compare(
             ]
         )
         return
-    table = Table(title=f"Offers at {utilisation} allowance utilisation")
+    table = Table(title=escape(f"Offers at {utilisation} allowance utilisation"))
     table.add_column("")
     for r in rows:
-        table.add_column(r.name, justify="right")
+        table.add_column(escape(r.name), justify="right")
     lines: list[tuple[str, list[str]]] = [
         ("Base salary", [r.salary.usd(0) for r in rows]),
         ("Bonus target", [r.bonus.usd(0) for r in rows]),
@@ -232,7 +234,7 @@ def cost(
     for label, c in [(r.person.email, r.cost) for r in rows] + [("TOTAL", total)]:
         used = f"{c.utilisation:.0%}" if c.utilisation is not None else "–"
         table.add_row(
-            label,
+            escape(label),
             c.salary.usd(0),
             c.bonus.usd(0),
             c.equity.usd(0),

@@ -23,12 +23,34 @@ from tokenwage.storage.schema import accounts, ledger_entries
 def set_package(conn: Connection, email: str, pkg: Package, *, supersede: bool = False) -> int:
     """Add a package; with ``supersede``, end the open-ended one before it the day before."""
     repo = OrgRepo(conn)
-    if supersede:
-        for existing in repo.packages_for(repo.person_id(email)):
-            if existing.effective_to is None and existing.effective_from < pkg.effective_from:
-                assert existing.id is not None
-                repo.end_package(existing.id, pkg.effective_from - timedelta(days=1))
+    current: list[Package] = []
+    for existing in repo.packages_for(repo.person_id(email)):
+        open_before = existing.effective_to is None and existing.effective_from < pkg.effective_from
+        if supersede and open_before:
+            assert existing.id is not None
+            last_day = pkg.effective_from - timedelta(days=1)
+            repo.end_package(existing.id, last_day)
+            existing = replace(existing, effective_to=last_day)
+        current.append(existing)
+    for existing in current:
+        if existing.overlaps(pkg):
+            raise Conflict(
+                f"{email} already has a package {_span(existing)}, which overlaps the new one "
+                f"{_span(pkg)}; choose dates that do not overlap (--from, --to), or use "
+                "--supersede to end an open-ended package the day before the new one starts"
+            )
     return repo.add_package(email, pkg)
+
+
+def _span(pkg: Package) -> str:
+    return f"from {pkg.effective_from} to {pkg.effective_to or 'open-ended'}"
+
+
+def _money(text: str, what: str) -> Money:
+    try:
+        return Money.parse(text)
+    except ValueError as exc:
+        raise InvalidInput(f"{what}: {exc}") from None
 
 
 OFFER_KEYS = ("salary", "bonus", "equity", "overhead", "allowance", "rollover", "expiry", "cap")
@@ -53,12 +75,13 @@ def parse_offer(text: str, start: date) -> tuple[str, Package]:
                 + ", ".join(OFFER_KEYS)
             )
         fields[key] = value.strip()
+    label = f"offer {name.strip()!r}"
     if "salary" not in fields:
-        raise InvalidInput(f"offer {name.strip()!r} needs salary=...")
+        raise InvalidInput(f"{label} needs salary=...")
     amount, period = Money(0), Period.MONTH
     if "allowance" in fields:
         amount_text, _, period_text = fields["allowance"].partition("/")
-        amount = Money.parse(amount_text)
+        amount = _money(amount_text, f"{label} allowance")
         try:
             period = Period(period_text.strip() or "month")
         except ValueError:
@@ -66,18 +89,27 @@ def parse_offer(text: str, start: date) -> tuple[str, Package]:
                 f"allowance period {period_text!r} must be one of "
                 + ", ".join(p.value for p in Period)
             ) from None
+    try:
+        expiry_days = int(fields["expiry"]) if "expiry" in fields else None
+    except ValueError:
+        raise InvalidInput(f"{label} expiry {fields['expiry']!r} must be whole days") from None
+    try:
+        cap = CapMode(fields.get("cap", "hard"))
+    except ValueError:
+        choices = ", ".join(c.value for c in CapMode)
+        raise InvalidInput(f"{label} cap {fields['cap']!r} must be one of {choices}") from None
     allowance = TokenAllowance(
         amount=amount,
         period=period,
         rollover=Rollover.parse(fields.get("rollover", "none")),
-        expiry_days=int(fields["expiry"]) if "expiry" in fields else None,
-        cap=CapMode(fields.get("cap", "hard")),
+        expiry_days=expiry_days,
+        cap=cap,
     )
     pkg = Package(
-        base_salary=Money.parse(fields["salary"]),
-        bonus_target=Money.parse(fields.get("bonus", "0")),
-        equity_per_year=Money.parse(fields.get("equity", "0")),
-        benefits_overhead=Money.parse(fields.get("overhead", "0")),
+        base_salary=_money(fields["salary"], f"{label} salary"),
+        bonus_target=_money(fields.get("bonus", "0"), f"{label} bonus"),
+        equity_per_year=_money(fields.get("equity", "0"), f"{label} equity"),
+        benefits_overhead=_money(fields.get("overhead", "0"), f"{label} overhead"),
         allowance=allowance,
         effective_from=start,
     )

@@ -9,28 +9,43 @@ from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Column, Connection, String, update
 
 from tokenwage.core.errors import BadFile, Conflict, InvalidInput, LineProblem, TokenwageError
 from tokenwage.core.org import Person, Role, Team, check_slug, normalise_email
 from tokenwage.storage.ledger_repo import LedgerRepo
 from tokenwage.storage.org_repo import OrgRepo, person_account, pool_account
-from tokenwage.storage.schema import people
+from tokenwage.storage.schema import people, teams
 
 PEOPLE_COLUMNS = ("email", "name", "team", "manager", "level", "role", "start_date", "end_date")
 REQUIRED_COLUMNS = ("email", "name")
 
 
 def add_team(conn: Connection, team: Team) -> int:
+    _check_length(f"team {team.slug} name", team.name, teams.c.name)
     team_id = OrgRepo(conn).add_team(team)
     LedgerRepo(conn).ensure_account(pool_account(team.slug), team_id=team_id)
     return team_id
 
 
 def add_person(conn: Connection, person: Person) -> int:
+    check_fits(person)
     person_id = OrgRepo(conn).add_person(person)
     LedgerRepo(conn).ensure_account(person_account(person_id), person_id=person_id)
     return person_id
+
+
+def check_fits(person: Person) -> None:
+    """Refuse values longer than their columns (PostgreSQL would fail mid-write, SQLite not)."""
+    _check_length("email", person.email, people.c.email)
+    _check_length(f"{person.email} name", person.name, people.c.name)
+    _check_length(f"{person.email} level", person.level, people.c.level)
+
+
+def _check_length(what: str, value: str | None, column: Column[str]) -> None:
+    limit = column.type.length if isinstance(column.type, String) else None
+    if value is not None and limit is not None and len(value) > limit:
+        raise InvalidInput(f"{what} is {len(value)} characters long; the limit is {limit}")
 
 
 def parse_date(text: str, what: str) -> date:
@@ -60,6 +75,7 @@ def import_people_csv(conn: Connection, path: Path, *, create_teams: bool = Fals
         line = reader.line_num
         try:
             person = _person_from_row(row)
+            check_fits(person)
             _check_new(person, seen, known_emails)
         except TokenwageError as exc:
             problems.append(LineProblem(line, str(exc)))

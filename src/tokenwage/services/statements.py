@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 import orjson
-from sqlalchemy import Connection
+from sqlalchemy import Connection, func, select
 
 from tokenwage.core.ledger import Entry
 from tokenwage.core.money import Money
@@ -16,6 +16,7 @@ from tokenwage.core.periods import month_bounds
 from tokenwage.core.statements import Statement, build_statement
 from tokenwage.storage.ledger_repo import LedgerRepo
 from tokenwage.storage.org_repo import OrgRepo, person_account
+from tokenwage.storage.schema import ledger_entries
 
 
 def statement_for(conn: Connection, email: str, year: int, month: int, now: datetime) -> Statement:
@@ -39,6 +40,13 @@ def statement_for(conn: Connection, email: str, year: int, month: int, now: date
         pool_entries=ledger.usage_entries_for_person(person.id, start, end),
         generated_utc=now,
     )
+
+
+def last_recorded_utc(conn: Connection) -> datetime | None:
+    """When the newest ledger entry was recorded. Statements are posted by recording time,
+    so new entries must not be recorded before it."""
+    last: datetime | None = conn.execute(select(func.max(ledger_entries.c.recorded_utc))).scalar()
+    return last
 
 
 EXPORT_COLUMNS = (
@@ -71,7 +79,7 @@ def _export_row(e: Entry) -> dict[str, object]:
         "recorded_utc": e.recorded_utc.isoformat(),
         "ref": e.ref,
         "memo": e.memo,
-        "expires_utc": e.expires_utc.isoformat() if e.expires_utc else "",
+        "expires_utc": e.expires_utc.isoformat() if e.expires_utc else None,  # CSV: empty
         "meta": dict(e.meta),
         "prev_hash": e.prev_hash,
         "hash": e.hash,
