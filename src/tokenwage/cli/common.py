@@ -90,7 +90,7 @@ def parse_amount(text: str, what: str, *, limit: Money | None = None) -> Money:
     """A dollar amount from the command line; a bad one is :class:`InvalidInput` (exit 2)."""
     try:
         amount = Money.parse(text)
-    except ValueError as exc:
+    except (ValueError, InvalidInput) as exc:
         raise InvalidInput(f"{what} {text!r}: {exc}") from None
     if limit is not None and abs(amount) > limit:
         raise InvalidInput(f"{what} {amount} is above the limit of {limit}; check for an extra 0")

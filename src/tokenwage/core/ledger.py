@@ -24,6 +24,8 @@ import orjson
 from tokenwage.core.errors import InvalidInput
 
 GENESIS_HASH = "0" * 64
+# Far above any real amount ($1 billion) and far below a signed 64-bit column's limit.
+MAX_ENTRY_NANOUSD = 10**18
 CHAIN_VERSION = 1
 
 
@@ -74,6 +76,10 @@ class EntryDraft:
             raise InvalidInput("a rollover entry carries amount 0 (the carry is in meta)")
         if not self.ref:
             raise InvalidInput("every ledger entry needs a ref (its idempotency key)")
+        if abs(self.amount_nanousd) > MAX_ENTRY_NANOUSD:
+            raise InvalidInput(f"a ledger entry of {self.amount_nanousd} nanousd is out of range")
+        if "\x00" in self.ref or "\x00" in self.memo or len(self.ref) > 200:
+            raise InvalidInput("a ledger ref must be at most 200 characters, without NUL")
         _check_no_floats(self.meta)
 
 
@@ -214,8 +220,11 @@ class ChainProblem:
     what: str
 
     def __str__(self) -> str:
-        where = f"entry id {self.entry_id} (seq {self.seq})" if self.entry_id else f"seq {self.seq}"
-        return f"account {self.account}: {where}: {self.what}"
+        if self.entry_id is not None:
+            return f"account {self.account}: entry id {self.entry_id} (seq {self.seq}): {self.what}"
+        if self.seq is not None:
+            return f"account {self.account}: seq {self.seq}: {self.what}"
+        return f"account {self.account}: {self.what}"
 
 
 def verify_chain(account: str, entries: Iterable[Entry], head: Head) -> Iterator[ChainProblem]:

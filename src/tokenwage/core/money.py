@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
+from tokenwage.core.errors import InvalidInput
+
 NANO_PER_USD = 1_000_000_000
 NANO_PER_CENT = 10_000_000
 ROUNDING = ROUND_HALF_EVEN
@@ -70,14 +72,14 @@ class Money:
             try:
                 value = Decimal(cleaned)
             except InvalidOperation:
-                raise ValueError(
+                raise InvalidInput(
                     f"not a dollar amount: {text!r} (write it like 250 or 1200.50)"
                 ) from None
         if not value.is_finite():
-            raise ValueError(f"not a dollar amount: {text!r}")
+            raise InvalidInput(f"not a dollar amount: {text!r}")
         scaled = value * NANO_PER_USD
         if scaled != scaled.to_integral_value():
-            raise ValueError(f"{text!r} is finer than one nano-dollar")
+            raise InvalidInput(f"{text!r} is finer than one nano-dollar")
         return cls(int(scaled))
 
     # -- arithmetic ---------------------------------------------------------------------

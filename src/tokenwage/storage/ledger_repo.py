@@ -106,7 +106,7 @@ class LedgerRepo:
         """Book ``drafts`` (any accounts, in order); return the entries actually written."""
         if not drafts:
             return []
-        now = now or datetime.now(UTC)
+        at = now or datetime.now(UTC)
         seen = self.existing_refs(d.ref for d in drafts)
         by_account: dict[str, list[EntryDraft]] = defaultdict(list)
         for d in drafts:
@@ -116,13 +116,17 @@ class LedgerRepo:
             by_account[d.account].append(d)
         if not by_account:
             return []
-        heads = self._lock_heads(sorted(by_account))
+        heads, last = self._lock_heads(sorted(by_account))
         written: list[Entry] = []
         rows: list[dict[str, Any]] = []
         head_updates: list[dict[str, Any]] = []
         for key, account_drafts in by_account.items():
             account_id, head = heads[key]
-            entries, new_head = ledger.append(head, account_drafts, now)
+            # recording time never goes backwards within an account (clock skew between
+            # replicas, a back-dated run): statements rely on it
+            previous = last[key]
+            recorded = max(at, previous) if previous is not None else at
+            entries, new_head = ledger.append(head, account_drafts, recorded)
             written.extend(entries)
             rows.extend(_entry_row(account_id, e) for e in entries)
             head_updates.append(
@@ -131,6 +135,7 @@ class LedgerRepo:
                     "b_seq": new_head.seq,
                     "b_hash": new_head.hash,
                     "b_balance": new_head.balance_nanousd,
+                    "b_recorded": entries[-1].recorded_utc,
                 }
             )
         self.conn.execute(insert(ledger_entries), rows)
@@ -141,28 +146,30 @@ class LedgerRepo:
                 head_seq=bindparam("b_seq"),
                 head_hash=bindparam("b_hash"),
                 balance_nanousd=bindparam("b_balance"),
+                head_recorded_utc=bindparam("b_recorded"),
             ),
             head_updates,
         )
         return written
 
-    def _lock_heads(self, keys: Sequence[str]) -> dict[str, tuple[int, Head]]:
+    def _lock_heads(
+        self, keys: Sequence[str]
+    ) -> tuple[dict[str, tuple[int, Head]], dict[str, datetime | None]]:
         q = (
             select(accounts.c.id, accounts.c.key, accounts.c.head_seq, accounts.c.head_hash)
-            .add_columns(accounts.c.balance_nanousd)
+            .add_columns(accounts.c.balance_nanousd, accounts.c.head_recorded_utc)
             .where(accounts.c.key.in_(keys))
             .order_by(accounts.c.id)
         )
         if self._is_pg:
             q = q.with_for_update()
-        found = {
-            r.key: (r.id, Head(r.head_seq, r.head_hash, r.balance_nanousd))
-            for r in self.conn.execute(q)
-        }
+        rows = list(self.conn.execute(q))
+        found = {r.key: (r.id, Head(r.head_seq, r.head_hash, r.balance_nanousd)) for r in rows}
+        last = {r.key: r.head_recorded_utc for r in rows}
         missing = [k for k in keys if k not in found]
         if missing:
             raise NotFound(f"no ledger account {missing[0]!r}; create it before booking to it")
-        return found
+        return found, last
 
     # -- reading ------------------------------------------------------------------------
     def balance(self, key: str) -> int:

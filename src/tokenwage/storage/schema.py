@@ -125,6 +125,8 @@ accounts = Table(
     Column("head_seq", BigInteger, nullable=False),
     Column("head_hash", String(64), nullable=False),
     Column("balance_nanousd", Money, nullable=False),
+    # when the head entry was recorded: later entries are never recorded before it
+    Column("head_recorded_utc", UTCDateTime, nullable=True),
     Column("granted_through_utc", UTCDateTime, nullable=True),
     Column("created_utc", UTCDateTime, nullable=False),
 )

@@ -1,4 +1,5 @@
-"""Importers: import cursors, identities for attribution, provider ids on usage records.
+"""Importers (cursors, identities, provider ids on usage records); accounts remember
+when their head entry was recorded.
 
 Revision ID: 0003_importers
 Revises: 0002_gateway_keys_holds_usage
@@ -17,6 +18,14 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("accounts", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("head_recorded_utc", sa.DateTime(timezone=True), nullable=True)
+        )
+    op.execute(
+        "UPDATE accounts SET head_recorded_utc = (SELECT MAX(recorded_utc) FROM ledger_entries"
+        " WHERE ledger_entries.account_id = accounts.id)"
+    )
     op.create_table(
         "import_cursors",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -66,6 +75,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("accounts", schema=None) as batch_op:
+        batch_op.drop_column("head_recorded_utc")
     with op.batch_alter_table("usage_records", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_usage_records_upstream_request_id"))
         batch_op.drop_index(batch_op.f("ix_usage_records_message_id"))
