@@ -27,6 +27,7 @@ class IdentityKind(StrEnum):
     API_KEY = "api_key"  # a provider API key id (never the secret)
     HOSTNAME = "hostname"
     ACCOUNT = "account"  # e.g. a Claude Code account uuid, Cursor user id
+    PROJECT = "project"  # an OpenAI project or Anthropic workspace, for shared keys
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,7 @@ from tokenwage.core.usage import TokenUsage
 
 __all__ = ["ModelPrice", "PricedUsage", "Pricer", "PricingPolicy", "PriceSource", "to_genai_usage"]
 
-PriceSource = Literal["genai-prices", "override", "fallback"]
+PriceSource = Literal["genai-prices", "override", "fallback", "reported"]
 _PER_MTOK = -6  # scaleb exponent: price per million tokens -> price per token
 
 

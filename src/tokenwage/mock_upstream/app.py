@@ -11,6 +11,7 @@ import orjson
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
+from tokenwage.mock_upstream.admin import ADMIN_PREFIXES, serve_admin
 from tokenwage.mock_upstream.anthropic_messages import count_tokens, messages
 from tokenwage.mock_upstream.asgi import (
     Receive,
@@ -91,6 +92,8 @@ class MockUpstreamApp:
         if path == "/health":
             await send_json(send, 200, _HEALTH_BODY, [])
             return
+        if path.startswith(ADMIN_PREFIXES):
+            return await serve_admin(self.config, self._random_faults, scope, receive, send)
         route = _ROUTES.get((method, path))
         if route is None and method == "GET" and path.startswith("/v1/models/"):
             route = (None, _get_model)

@@ -4,8 +4,9 @@ Every importer ends here, in the caller's one transaction:
 
 1. **Deduplicate.** A record whose ``source:key`` is already in ``usage_records`` is
    skipped, so re-importing the same files or exports adds nothing. A record whose provider
-   message id or request id matches usage the gateway already metered is skipped too: it
-   was charged when it passed through.
+   message id or request id is already booked is skipped too, whichever source booked it
+   (the same Claude Code request from its transcript and from OTLP counts once); if the
+   gateway metered it, it was charged when it passed through.
 2. **Attribute.** The record's identities (email, provider user id, API key id, hostname,
    account id) are tried in order against the ``identities`` table and people's emails; a
    record that maps to nobody is booked to the ``unattributed`` account and counted.
@@ -123,20 +124,23 @@ def _fresh(
         ).scalars()
     )
     provider_ids = {i for r in batch for i in (r.message_id, r.upstream_request_id) if i}
-    metered: set[str] = set()
+    metered: set[str] = set()  # provider ids the gateway already charged
+    booked: set[str] = set()  # provider ids another import already booked
     if provider_ids:
-        q = select(usage_records.c.message_id, usage_records.c.upstream_request_id).where(
-            usage_records.c.source == "gateway",
+        q = select(
+            usage_records.c.source, usage_records.c.message_id, usage_records.c.upstream_request_id
+        ).where(
             or_(
                 usage_records.c.message_id.in_(provider_ids),
                 usage_records.c.upstream_request_id.in_(provider_ids),
             ),
         )
-        for m, u in conn.execute(q):
-            metered.update(x for x in (m, u) if x)
+        for source, m, u in conn.execute(q):
+            (metered if source == "gateway" else booked).update(x for x in (m, u) if x)
     out = []
     for r in batch:
-        if r.record_id in known or r.record_id in seen:
+        provider_ids_of_r = {i for i in (r.message_id, r.upstream_request_id) if i}
+        if r.record_id in known or r.record_id in seen or provider_ids_of_r & booked:
             summary.duplicates += 1
         elif (r.message_id and r.message_id in metered) or (
             r.upstream_request_id and r.upstream_request_id in metered
@@ -144,6 +148,7 @@ def _fresh(
             summary.via_gateway += 1
         else:
             seen.add(r.record_id)
+            booked.update(provider_ids_of_r)  # from two sources in one run: counts once
             out.append(r)
     return out
 
@@ -153,6 +158,10 @@ def _price_all(
 ) -> list[PricedUsage]:
     priced, unknown = [], set()
     for r in batch:
+        if not r.usage.total_tokens and r.reported_cost is not None:
+            # a cost-only row (provider cost reports): booked at the cost the provider states
+            priced.append(PricedUsage(r.reported_cost, "reported", False, r.provider, r.model, ()))
+            continue
         try:
             p = pricer.price(r.usage, r.provider, r.model, r.used_utc)
         except UnknownModelPrice:
