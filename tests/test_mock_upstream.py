@@ -42,7 +42,7 @@ WEATHER_SCHEMA: Any = {
     },
     "required": ["city"],
 }
-WEATHER_ARGS = {"city": "mock", "days": 1, "unit": "c"}
+WEATHER_ARGS = {"city": "mock"}  # the required properties only, as a careful model would
 
 
 @pytest.fixture(scope="module")
@@ -142,22 +142,22 @@ def test_reasoning_tokens_for_reasoning_models(
 def test_cache_convention_in_openai_and_anthropic(
     oai: openai.OpenAI, claude: anthropic.Anthropic
 ) -> None:
-    system = "cache:5 cache-write:4 Be brief."  # 31 + 16 chars: 12 + 8 + 3 = 23 tokens
+    system = "[mock:cache:5] [mock:cache-write:4] Be brief."  # 45 + 16 chars: 16 + 8 + 3 = 27
     reply = oai.chat.completions.create(
         model="gpt-4o",
         messages=[{"role": "system", "content": system}, {"role": "user", "content": PROMPT}],
     )
     assert reply.usage is not None and reply.usage.prompt_tokens_details is not None
-    assert reply.usage.prompt_tokens == 23
+    assert reply.usage.prompt_tokens == 27
     assert reply.usage.prompt_tokens_details.cached_tokens == 5
     message = claude.messages.create(
         model=HAIKU, max_tokens=100, system=system, messages=ANTHROPIC_MESSAGES
     )
     usage = message.usage
-    assert (usage.input_tokens, usage.cache_read_input_tokens) == (23 - 5 - 4, 5)
+    assert (usage.input_tokens, usage.cache_read_input_tokens) == (27 - 5 - 4, 5)
     assert usage.cache_creation_input_tokens == 4
     counted = claude.messages.count_tokens(model=HAIKU, system=system, messages=ANTHROPIC_MESSAGES)
-    assert counted.input_tokens == 23
+    assert counted.input_tokens == 27
 
 
 def test_max_tokens_cuts_the_answer(oai: openai.OpenAI, claude: anthropic.Anthropic) -> None:
@@ -621,12 +621,15 @@ def test_answer_text_holds_its_token_count(tokens: int, salt: int, pieces: int) 
     ("system", "expected"),
     [
         ("", (0, 0)),
-        ("Use the cache", (50, 0)),
-        ("cached answers are fine", (0, 0)),
-        ("CACHE:30", (30, 0)),
-        ("cache:30 cache-write:20", (30, 20)),
-        ("cache:90 cache-write:20", (90, 10)),
-        ("cache:500", (100, 0)),
+        ("Use the [mock:cache]", (50, 0)),
+        ("[mock:cache-write] please", (0, 50)),
+        ("Use the cache", (0, 0)),  # Codex's real prompt says "cache": no magic there
+        ("cache:30 cache-write:20", (0, 0)),
+        ("[MOCK:CACHE:30] [mock:cache 30] mock:cache:30", (0, 0)),
+        ("[mock:cache:30]", (30, 0)),
+        ("[mock:cache:30] [mock:cache-write:20]", (30, 20)),
+        ("[mock:cache:90] [mock:cache-write:20]", (90, 10)),
+        ("[mock:cache:500]", (100, 0)),
     ],
 )
 def test_cache_conventions(system: str, expected: tuple[int, int]) -> None:

@@ -7,31 +7,50 @@ Endpoints
     OpenAI: ``POST /v1/chat/completions``, ``POST /v1/responses``, ``POST /v1/embeddings``.
     Anthropic: ``POST /v1/messages``, ``POST /v1/messages/count_tokens``.
     Both: ``GET /v1/models`` and ``GET /v1/models/{id}`` (Anthropic's shape when the request
-    has ``x-api-key`` or ``anthropic-version``), and ``GET /health`` (no auth).
+    has ``x-api-key`` or ``anthropic-version``), and ``GET /health`` (no auth). ``GET /`` and
+    ``HEAD /`` (Claude Code probes ``HEAD /``) get the provider's 404 at once, without auth.
+    Unknown body fields and query strings (``?beta=true``, ``thinking``, ``context_management``,
+    ``output_config``, ``metadata``, ``store``, ``include``, ``reasoning``,
+    ``prompt_cache_key``, ``client_metadata``...) are accepted and ignored.
 
 Token accounting (deterministic; see :mod:`tokenwage.mock_upstream.tokens`)
     prompt tokens = ceil(C / 4) + 4 per message (a separate system prompt or ``instructions``
     counts as one) + 8 per tool + 3, where C counts the characters of every string in the
-    messages, system prompt and tools, except the values of ``type`` and ``role`` keys.
-    Output tokens = min(the request's limit, N) where N is forced by ``tokens:N`` in the last
-    message when it is the user's, and otherwise ``16 + (crc32(that text) + prompt tokens) % 48``
-    (at most 32768). The answer is N three-letter words: ceil(len(text) / 4) == N. OpenAI models
-    whose names start with ``o``, ``gpt-5`` or ``gpt-6`` spend (N + 2) // 4 of those tokens on
+    messages, system prompt and tools, except the values of ``type`` and ``role`` keys. Tools in
+    a Responses ``namespace`` or ``additional_tools`` input item count one by one.
+    Output tokens = min(the request's limit, N) where N is forced by ``tokens:N`` in the user's
+    last words, and otherwise ``16 + (crc32(those words) + prompt tokens) % 48`` (at most
+    32768). The answer is N three-letter words: ceil(len(text) / 4) == N. OpenAI models whose
+    names start with ``o``, ``gpt-5`` or ``gpt-6`` spend (N + 2) // 4 of those tokens on
     reasoning (hidden, but counted in ``reasoning_tokens`` and in the output total). Embeddings
     cost ceil(chars / 4) a string or one token per array element; vectors are 16 floats unless
     ``dimensions`` says otherwise.
 
+The user's last words
+    The text of the last user message that is not made of tool results only (an Anthropic
+    ``tool_result`` turn, an OpenAI ``tool`` message or ``*_output`` item does not count), and
+    skipping system text wherever it is: Anthropic ``role: "system"`` turns (Claude Code sends
+    one after the prompt; they are extra system text), OpenAI ``system``/``developer`` messages
+    and ``additional_tools`` items.
+
 Magic conventions for tests
-    ``tokens:N`` in the last user message
-        forces N output tokens (before the max-tokens cap).
-    ``cache`` / ``cache:N`` / ``cache-write:N`` in the system prompt
-        N (or half the prompt) tokens read from / written to the prompt cache. OpenAI reports
-        them in ``cached_tokens``/``cache_write_tokens`` inside ``prompt_tokens``; Anthropic in
-        ``cache_read_input_tokens``/``cache_creation_input_tokens``, outside ``input_tokens``.
-    ``use tool`` in the last user message of a request that has ``tools``
-        answers with a call of the first tool (arguments filled from its JSON schema):
-        ``tool_calls``/``function_call``/``tool_use`` with finish reason ``tool_calls`` or stop
-        reason ``tool_use``. A tool result as the last message gets a text answer.
+    ``tokens:N`` in the user's last words
+        forces N output tokens (before the max-tokens cap), for every step of an agent's loop.
+    ``[mock:cache]`` / ``[mock:cache:N]`` / ``[mock:cache-write]`` / ``[mock:cache-write:N]``
+        exactly so, in the system text: N (or half the prompt) tokens read from / written to the
+        prompt cache. OpenAI reports them in ``cached_tokens``/``cache_write_tokens`` inside
+        ``prompt_tokens``; Anthropic in ``cache_read_input_tokens``/
+        ``cache_creation_input_tokens``, outside ``input_tokens``. (A bare "cache" is just text:
+        real agents' prompts are full of it.)
+    ``use tool`` / ``use tool NAME`` / ``use tool NAME `payload``` in the user's last words
+        when the request has tools and nothing but system text came after those words: a call
+        of tool NAME (or of the first tool when no tool is called NAME), with ``tool_calls`` /
+        ``tool_use`` / a Responses ``function_call`` (or ``custom_tool_call`` for a free-form
+        ``custom`` tool) and finish reason ``tool_calls`` or stop reason ``tool_use``. The
+        backquoted payload is a custom tool's whole input, or the first required string
+        argument of a function tool; other arguments are the schema's required properties with
+        valid values (see :mod:`tokenwage.mock_upstream.tool_calls`). Tool results as the latest
+        turn get a text answer, so an agent's loop ends after one call.
     a model named ``unknown-...``
         404 in the provider's shape (any other model name is served).
     ``max_tokens`` / ``max_output_tokens`` smaller than N

@@ -22,6 +22,9 @@ from tokenwage.mock_upstream.asgi import (
 from tokenwage.mock_upstream.exchange import Exchange
 from tokenwage.mock_upstream.providers import ANTHROPIC, ApiError, check_model_exists
 from tokenwage.mock_upstream.tokens import (
+    OTHER,
+    SYSTEM,
+    USER,
     Prompt,
     Usage,
     answer_chunks,
@@ -30,11 +33,11 @@ from tokenwage.mock_upstream.tokens import (
     plan_usage,
     split_evenly,
     text_of,
-    tool_arguments,
-    tool_call_tokens,
+    user_request,
 )
+from tokenwage.mock_upstream.tool_calls import ToolSpec, plan_tool_call
 
-_ROLES = frozenset({"user", "assistant"})
+_ROLES = frozenset({"user", "assistant", "system"})
 _STREAM_ERROR = (
     b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error",'
     b'"message":"Overloaded"}}\n\n'
@@ -60,19 +63,47 @@ def messages_prompt(body: dict[str, Any]) -> tuple[str, Prompt]:
         raise ApiError(400, "messages: Input should be a valid list")
     if not messages:
         raise ApiError(400, "messages: at least one message is required")
-    for index, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in _ROLES:
-            raise ApiError(400, f"messages.{index}.role: Input should be 'user' or 'assistant'")
     system = body.get("system")
+    system_parts = [text_of(system), *_system_turns(messages)]
     raw_tools = body.get("tools")
     tools: list[Any] = raw_tools if isinstance(raw_tools, list) else []
-    last = messages[-1]
+    request, user_spoke_last = user_request(messages, _turn_kind)
     return model, Prompt(
         chars=count_chars(messages) + count_chars(system) + count_chars(tools),
         messages=len(messages) + (1 if system else 0),
         tools=len(tools),
-        system_text=text_of(system),
-        last_user_text=text_of(last.get("content")) if last["role"] == "user" else "",
+        system_text="\n".join(system_parts),
+        last_user_text=text_of(request.get("content")) if request is not None else "",
+        user_spoke_last=user_spoke_last,
+    )
+
+
+def _system_turns(messages: list[Any]) -> list[str]:
+    """Check the roles; the texts of ``role: system`` turns (extra system text, not messages)."""
+    texts = []
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in _ROLES:
+            raise ApiError(
+                400, f"messages.{index}.role: Input should be 'user', 'assistant' or 'system'"
+            )
+        if message["role"] == "system":
+            texts.append(text_of(message.get("content")))
+    return texts
+
+
+def _turn_kind(message: dict[str, Any]) -> str:
+    """``role: system`` turns (Claude Code sends them mid-conversation) count as system text."""
+    role = message["role"]
+    if role == "system":
+        return SYSTEM
+    if role == "user" and not _carries_tool_results(message.get("content")):
+        return USER
+    return OTHER
+
+
+def _carries_tool_results(content: Any) -> bool:
+    return isinstance(content, list) and any(
+        isinstance(block, dict) and block.get("type") == "tool_result" for block in content
     )
 
 
@@ -101,13 +132,14 @@ def usage_json(usage: Usage, output_tokens: int) -> dict[str, Any]:
     }
 
 
-def _first_tool(tools: Any) -> tuple[str, Any] | None:
+def _tool_specs(tools: Any) -> list[ToolSpec]:
     if not isinstance(tools, list):
-        return None
-    for tool in tools:
-        if isinstance(tool, dict) and isinstance(tool.get("name"), str) and tool["name"]:
-            return tool["name"], tool.get("input_schema")
-    return None
+        return []
+    return [
+        ToolSpec(tool["name"], tool.get("input_schema"))
+        for tool in tools
+        if isinstance(tool, dict) and isinstance(tool.get("name"), str) and tool["name"]
+    ]
 
 
 class _Answer:
@@ -115,15 +147,17 @@ class _Answer:
 
     def __init__(self, exchange: Exchange, body: dict[str, Any], prompt: Prompt) -> None:
         limit = _max_tokens(body)
-        tool = _first_tool(body.get("tools")) if prompt.wants_tool() else None
+        call = None
+        if prompt.wants_tool():
+            call = plan_tool_call(_tool_specs(body.get("tools")), prompt.last_user_text)
         self.tool_name = ""
         self.tool_input: dict[str, Any] = {}
         self.tool_id = "toolu_" + exchange.id_hex
         wanted = None
-        if tool is not None:
-            self.tool_name = tool[0]
-            self.tool_input = tool_arguments(tool[1])
-            wanted = tool_call_tokens(self.tool_name, orjson.dumps(self.tool_input).decode())
+        if call is not None:
+            self.tool_name = call.name
+            self.tool_input = orjson.loads(call.arguments)
+            wanted = call.tokens
         self.usage = plan_usage(prompt, max_output_tokens=limit, wanted_output_tokens=wanted)
         if self.tool_name:
             self.stop_reason = "tool_use"

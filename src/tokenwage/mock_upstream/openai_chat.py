@@ -16,7 +16,7 @@ from tokenwage.mock_upstream.asgi import (
 )
 from tokenwage.mock_upstream.exchange import Exchange
 from tokenwage.mock_upstream.openai_params import (
-    first_function_tool,
+    chat_tools,
     is_reasoning_model,
     missing,
     output_limit,
@@ -25,6 +25,9 @@ from tokenwage.mock_upstream.openai_params import (
 )
 from tokenwage.mock_upstream.providers import OPENAI, ApiError
 from tokenwage.mock_upstream.tokens import (
+    OTHER,
+    SYSTEM,
+    USER,
     Prompt,
     Usage,
     answer_chunks,
@@ -33,9 +36,9 @@ from tokenwage.mock_upstream.tokens import (
     plan_usage,
     split_evenly,
     text_of,
-    tool_arguments,
-    tool_call_tokens,
+    user_request,
 )
+from tokenwage.mock_upstream.tool_calls import plan_tool_call
 
 _SYSTEM_ROLES = frozenset({"system", "developer"})
 _STREAM_ERROR_MESSAGE = "The server had an error while processing your request. Sorry about that!"
@@ -70,16 +73,23 @@ def chat_prompt(messages: list[Any], tools: Any) -> Prompt:
             raise missing(f"messages[{index}].role")
         if role in _SYSTEM_ROLES:
             system.append(text_of(message.get("content")))
-    last = messages[-1]
-    last_user = text_of(last.get("content")) if last.get("role") == "user" else ""
+    request, user_spoke_last = user_request(messages, _turn_kind)
     tool_list = tools if isinstance(tools, list) else []
     return Prompt(
         chars=count_chars(messages) + count_chars(tool_list),
         messages=len(messages),
         tools=len(tool_list),
         system_text="\n".join(system),
-        last_user_text=last_user,
+        last_user_text=text_of(request.get("content")) if request is not None else "",
+        user_spoke_last=user_spoke_last,
     )
+
+
+def _turn_kind(message: dict[str, Any]) -> str:
+    role = message["role"]
+    if role in _SYSTEM_ROLES:
+        return SYSTEM
+    return USER if role == "user" else OTHER
 
 
 def usage_json(usage: Usage) -> dict[str, Any]:
@@ -123,20 +133,20 @@ class _Answer:
         prompt = chat_prompt(messages, body.get("tools"))
         limit = output_limit(body, ("max_completion_tokens", "max_tokens"), 1)
         reasoning = is_reasoning_model(model)
-        tool = first_function_tool(body.get("tools")) if prompt.wants_tool() else None
-        self.tool_name = ""
-        self.arguments = ""
+        call = None
+        if prompt.wants_tool():
+            call = plan_tool_call(chat_tools(body.get("tools")), prompt.last_user_text)
+        self.tool_name = call.name if call else ""
+        self.arguments = call.arguments if call else ""
         self.call_id = "call_" + exchange.id_hex
-        wanted = None
-        if tool is not None:
-            self.tool_name = tool[0]
-            self.arguments = orjson.dumps(tool_arguments(tool[1])).decode()
-            wanted = tool_call_tokens(self.tool_name, self.arguments)
         self.usage = plan_usage(
-            prompt, max_output_tokens=limit, reasoning=reasoning, wanted_output_tokens=wanted
+            prompt,
+            max_output_tokens=limit,
+            reasoning=reasoning,
+            wanted_output_tokens=call.tokens if call else None,
         )
         self.text = (
-            "" if tool else answer_text(self.usage.visible_output_tokens, self.usage.answer_salt)
+            "" if call else answer_text(self.usage.visible_output_tokens, self.usage.answer_salt)
         )
 
     @property

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from tokenwage.mock_upstream.providers import ApiError, check_model_exists
+from tokenwage.mock_upstream.tool_calls import ToolSpec
 
 REASONING_MODEL_PREFIXES = ("o", "gpt-5", "gpt-6")
+ADDITIONAL_TOOLS = "additional_tools"
+"""A Responses input item carrying tools, as Codex sends them for its code-mode models."""
 
 
 def require_model(body: dict[str, Any]) -> str:
@@ -78,19 +81,47 @@ def missing(name: str) -> ApiError:
     )
 
 
-def first_function_tool(tools: Any) -> tuple[str, Any] | None:
-    """(name, JSON schema) of the first function tool, in chat or Responses shape."""
+def chat_tools(tools: Any) -> list[ToolSpec]:
+    """The function tools of a chat completions request (other kinds are never called)."""
     if not isinstance(tools, list):
-        return None
+        return []
+    found = []
     for tool in tools:
         if not isinstance(tool, dict) or tool.get("type", "function") != "function":
             continue
         nested = tool.get("function")
         spec: dict[str, Any] = nested if isinstance(nested, dict) else tool
-        name = spec.get("name")
-        if isinstance(name, str) and name:
-            return name, spec.get("parameters")
-    return None
+        if isinstance(spec.get("name"), str) and spec["name"]:
+            found.append(ToolSpec(spec["name"], spec.get("parameters")))
+    return found
+
+
+def responses_tools(tools: Any, items: list[Any]) -> list[ToolSpec]:
+    """The function and custom tools of a Responses request, namespaces flattened.
+
+    Tools come from the top-level ``tools`` and from ``additional_tools`` input items (where
+    Codex puts them for its newer models), in that order.
+    """
+    found: list[ToolSpec] = []
+    _collect_tools(tools, None, found)
+    for item in items:
+        if isinstance(item, dict) and item.get("type") == ADDITIONAL_TOOLS:
+            _collect_tools(item.get("tools"), None, found)
+    return found
+
+
+def _collect_tools(tools: Any, namespace: str | None, found: list[ToolSpec]) -> None:
+    if not isinstance(tools, list):
+        return
+    for tool in tools:
+        if not isinstance(tool, dict):
+            continue
+        kind, name = tool.get("type", "function"), tool.get("name")
+        if kind == "namespace" and namespace is None:
+            _collect_tools(tool.get("tools"), name if isinstance(name, str) else None, found)
+        elif kind in ("function", "custom") and isinstance(name, str) and name:
+            schema = tool.get("parameters")
+            found.append(ToolSpec(name, schema, custom=kind == "custom", namespace=namespace))
 
 
 def _json_type(value: Any) -> str:

@@ -4,8 +4,12 @@ Streamed: ``response.created``, ``response.in_progress``, (a reasoning item's
 ``response.output_item.added``/``.done`` for reasoning models), ``response.output_item.added``,
 ``response.content_part.added``, ``response.output_text.delta``..., ``response.output_text.done``,
 ``response.content_part.done``, ``response.output_item.done`` and ``response.completed`` (or
-``response.incomplete`` when ``max_output_tokens`` cut the answer short). A function call
-streams ``response.function_call_arguments.delta``/``.done`` in place of the text events.
+``response.incomplete`` when ``max_output_tokens`` cut the answer short). A tool call is a
+``function_call`` item streaming ``response.function_call_arguments.delta``/``.done``, or for
+a free-form ``custom`` tool a ``custom_tool_call`` item streaming
+``response.custom_tool_call_input.delta``/``.done``, in place of the content part and text
+events. Tools are read from ``tools`` and from ``additional_tools`` input items, namespaces
+flattened (a call of a namespaced tool names its ``namespace``).
 """
 
 from __future__ import annotations
@@ -24,13 +28,17 @@ from tokenwage.mock_upstream.asgi import (
 )
 from tokenwage.mock_upstream.exchange import Exchange
 from tokenwage.mock_upstream.openai_params import (
-    first_function_tool,
+    ADDITIONAL_TOOLS,
     is_reasoning_model,
     output_limit,
     require_model,
+    responses_tools,
 )
 from tokenwage.mock_upstream.providers import OPENAI, ApiError
 from tokenwage.mock_upstream.tokens import (
+    OTHER,
+    SYSTEM,
+    USER,
     Prompt,
     Usage,
     answer_chunks,
@@ -39,39 +47,68 @@ from tokenwage.mock_upstream.tokens import (
     plan_usage,
     split_evenly,
     text_of,
-    tool_arguments,
-    tool_call_tokens,
+    user_request,
 )
+from tokenwage.mock_upstream.tool_calls import ToolCall, plan_tool_call
 
 MIN_OUTPUT_TOKENS = 16
 _SYSTEM_ROLES = frozenset({"system", "developer"})
 _STREAM_ERROR_MESSAGE = "The server had an error while processing your request. Sorry about that!"
 
 
-def responses_prompt(body: dict[str, Any]) -> Prompt:
+def input_items(body: dict[str, Any]) -> list[Any]:
+    """``input`` as a list of items (a string is one user message)."""
     items = body.get("input")
+    if isinstance(items, str):
+        return [{"role": "user", "content": items}]
+    return items if isinstance(items, list) else []
+
+
+def responses_prompt(body: dict[str, Any]) -> Prompt:
+    items = input_items(body)
     instructions = body.get("instructions")
     system = [instructions] if isinstance(instructions, str) else []
-    raw_tools = body.get("tools")
-    tools: list[Any] = raw_tools if isinstance(raw_tools, list) else []
-    if isinstance(items, str):
-        items = [{"role": "user", "content": items}]
-    elif not isinstance(items, list):
-        items = []
+    tools = _count_tools(body.get("tools"))
+    turns = 0
     for item in items:
-        if isinstance(item, dict) and item.get("role") in _SYSTEM_ROLES:
-            system.append(text_of(item.get("content")))
-    last = items[-1] if items else None
-    last_user = ""
-    if isinstance(last, dict) and last.get("role") == "user":
-        last_user = text_of(last.get("content"))
+        if not isinstance(item, dict):
+            turns += 1
+        elif item.get("type") == ADDITIONAL_TOOLS:
+            tools += _count_tools(item.get("tools"))
+        else:
+            turns += 1
+            if item.get("role") in _SYSTEM_ROLES:
+                system.append(text_of(item.get("content")))
+    request, user_spoke_last = user_request(items, _turn_kind)
     return Prompt(
-        chars=count_chars(items) + count_chars(instructions) + count_chars(tools),
-        messages=len(items) + (1 if instructions else 0),
-        tools=len(tools),
+        chars=count_chars(items) + count_chars(instructions) + count_chars(body.get("tools")),
+        messages=turns + (1 if instructions else 0),
+        tools=tools,
         system_text="\n".join(system),
-        last_user_text=last_user,
+        last_user_text=text_of(request.get("content")) if request is not None else "",
+        user_spoke_last=user_spoke_last,
     )
+
+
+def _count_tools(tools: Any) -> int:
+    """Every tool counts, those inside a ``namespace`` one by one."""
+    if not isinstance(tools, list):
+        return 0
+    return sum(
+        _count_tools(tool.get("tools"))
+        if isinstance(tool, dict) and tool.get("type") == "namespace"
+        else 1
+        for tool in tools
+    )
+
+
+def _turn_kind(item: Any) -> str:
+    """User messages, system text (developer messages, tool lists) and the rest (outputs...)."""
+    if not isinstance(item, dict):
+        return OTHER
+    if item.get("type") == ADDITIONAL_TOOLS or item.get("role") in _SYSTEM_ROLES:
+        return SYSTEM
+    return USER if item.get("role") == "user" else OTHER
 
 
 def usage_json(usage: Usage) -> dict[str, Any]:
@@ -97,20 +134,20 @@ class _Plan:
             )
         limit = output_limit(body, ("max_output_tokens",), MIN_OUTPUT_TOKENS)
         prompt = responses_prompt(body)
-        tool = first_function_tool(body.get("tools")) if prompt.wants_tool() else None
+        call = None
+        if prompt.wants_tool():
+            tools = responses_tools(body.get("tools"), input_items(body))
+            call = plan_tool_call(tools, prompt.last_user_text)
         self.hex = exchange.id_hex
         self.reasoning = is_reasoning_model(model)
-        self.tool_name = ""
-        self.arguments = ""
-        wanted = None
-        if tool is not None:
-            self.tool_name = tool[0]
-            self.arguments = orjson.dumps(tool_arguments(tool[1])).decode()
-            wanted = tool_call_tokens(self.tool_name, self.arguments)
+        self.call = call
         self.usage = plan_usage(
-            prompt, max_output_tokens=limit, reasoning=self.reasoning, wanted_output_tokens=wanted
+            prompt,
+            max_output_tokens=limit,
+            reasoning=self.reasoning,
+            wanted_output_tokens=call.tokens if call else None,
         )
-        self.incomplete = self.usage.truncated and not self.tool_name
+        self.incomplete = self.usage.truncated and call is None
         self.shell: dict[str, Any] = {
             "id": "resp_" + self.hex,
             "object": "response",
@@ -149,15 +186,8 @@ class _Plan:
 
     def answer_item(self, done: bool) -> dict[str, Any]:
         status = ("incomplete" if self.incomplete else "completed") if done else "in_progress"
-        if self.tool_name:
-            return {
-                "id": "fc_" + self.hex,
-                "type": "function_call",
-                "status": status,
-                "arguments": self.arguments if done else "",
-                "call_id": "call_" + self.hex,
-                "name": self.tool_name,
-            }
+        if self.call is not None:
+            return self._call_item(self.call, done, status)
         return {
             "id": "msg_" + self.hex,
             "type": "message",
@@ -165,6 +195,30 @@ class _Plan:
             "role": "assistant",
             "content": [_text_part(self.text)] if done else [],
         }
+
+    def _call_item(self, call: ToolCall, done: bool, status: str) -> dict[str, Any]:
+        item: dict[str, Any]
+        if call.tool.custom:
+            item = {
+                "id": "ctc_" + self.hex,
+                "type": "custom_tool_call",
+                "status": status,
+                "call_id": "call_" + self.hex,
+                "name": call.name,
+                "input": call.arguments if done else "",
+            }
+        else:
+            item = {
+                "id": "fc_" + self.hex,
+                "type": "function_call",
+                "status": status,
+                "arguments": call.arguments if done else "",
+                "call_id": "call_" + self.hex,
+                "name": call.name,
+            }
+        if call.tool.namespace is not None:
+            item["namespace"] = call.tool.namespace
+        return item
 
     def final(self, with_usage: bool) -> dict[str, Any]:
         output = [self.reasoning_item()] if self.reasoning else []
@@ -236,8 +290,8 @@ async def _stream(exchange: Exchange, send: Send, plan: _Plan) -> None:
     item = plan.answer_item(done=False)
     await emit("response.output_item.added", output_index=index, item=item)
     where = {"item_id": item["id"], "output_index": index}
-    if plan.tool_name:
-        completed = await _stream_arguments(exchange, events, plan, where)
+    if plan.call is not None:
+        completed = await _stream_arguments(exchange, events, plan.call, where)
     else:
         completed = await _stream_text(exchange, events, plan, where)
     if not completed:
@@ -274,17 +328,26 @@ async def _stream_text(
 
 
 async def _stream_arguments(
-    exchange: Exchange, events: _Events, plan: _Plan, where: dict[str, Any]
+    exchange: Exchange, events: _Events, call: ToolCall, where: dict[str, Any]
 ) -> bool:
-    parts = split_evenly(plan.arguments, exchange.config.stream_chunks)
+    """``function_call_arguments`` or, for a custom tool, ``custom_tool_call_input`` events."""
+    kind = (
+        "response.custom_tool_call_input"
+        if call.tool.custom
+        else ("response.function_call_arguments")
+    )
+    parts = split_evenly(call.arguments, exchange.config.stream_chunks)
     faults = exchange.faults
     cut = drop_point(len(parts), faults.drop_mid_stream or faults.error_mid_stream)
     for number, delta in enumerate(parts):
         if number:
             await events.stream.pause()
-        await events.emit("response.function_call_arguments.delta", **where, delta=delta)
+        await events.emit(kind + ".delta", **where, delta=delta)
         if number == cut:
             await fail_mid_stream(events.stream, faults.drop_mid_stream, events.error_event())
             return False
-    await events.emit("response.function_call_arguments.done", **where, arguments=plan.arguments)
+    if call.tool.custom:
+        await events.emit(kind + ".done", **where, input=call.arguments)
+    else:
+        await events.emit(kind + ".done", **where, arguments=call.arguments)
     return True

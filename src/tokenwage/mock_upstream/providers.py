@@ -10,6 +10,7 @@ from tokenwage.mock_upstream.asgi import Header
 from tokenwage.mock_upstream.exchange import Exchange
 
 UNKNOWN_MODEL_PREFIX = "unknown-"
+_PROBE_METHODS = frozenset({"GET", "HEAD"})
 
 
 class ApiError(Exception):
@@ -58,6 +59,20 @@ class Provider:
     invalid_json_message = ""
 
     def authenticate(self, exchange: Exchange) -> None:
+        """Refuse a request without valid credentials.
+
+        ``GET /`` and ``HEAD /`` (Claude Code probes ``HEAD /`` at start-up) are answered at
+        once, before the credentials and the random faults, with the 404 the real APIs give
+        for their root: an :class:`ApiError` the router sends as it is.
+        """
+        if exchange.path == "/" and exchange.method in _PROBE_METHODS:
+            raise self.not_found(exchange)
+        self.check_credentials(exchange)
+
+    def check_credentials(self, exchange: Exchange) -> None:
+        raise NotImplementedError
+
+    def not_found(self, exchange: Exchange) -> ApiError:
         raise NotImplementedError
 
     def error_body(self, error: ApiError, exchange: Exchange) -> bytes:
@@ -132,7 +147,7 @@ class OpenAIProvider(Provider):
         "sent was not valid JSON.)"
     )
 
-    def authenticate(self, exchange: Exchange) -> None:
+    def check_credentials(self, exchange: Exchange) -> None:
         key = bearer_token(exchange)
         if not key:
             raise ApiError(
@@ -144,6 +159,9 @@ class OpenAIProvider(Provider):
             raise ApiError(
                 401, f"Incorrect API key provided: {_mask(key)}.", code="invalid_api_key"
             )
+
+    def not_found(self, exchange: Exchange) -> ApiError:
+        return ApiError(404, f"Invalid URL ({exchange.method} {exchange.path})")
 
     def error_body(self, error: ApiError, exchange: Exchange) -> bytes:
         kind = error.kind
@@ -211,7 +229,7 @@ class AnthropicProvider(Provider):
     fault_statuses = (500, 529, 429)
     invalid_json_message = "There was an error parsing the body of your request: invalid JSON."
 
-    def authenticate(self, exchange: Exchange) -> None:
+    def check_credentials(self, exchange: Exchange) -> None:
         key = exchange.headers.get("x-api-key", "").strip() or bearer_token(exchange)
         if not key:
             raise ApiError(401, "x-api-key header is required")
@@ -219,6 +237,9 @@ class AnthropicProvider(Provider):
             raise ApiError(401, "invalid x-api-key")
         if not exchange.headers.get("anthropic-version"):
             raise ApiError(400, "anthropic-version: header is required")
+
+    def not_found(self, exchange: Exchange) -> ApiError:
+        return ApiError(404, "Not Found")
 
     def error_body(self, error: ApiError, exchange: Exchange) -> bytes:
         kind = error.kind or _ANTHROPIC_TYPES.get(

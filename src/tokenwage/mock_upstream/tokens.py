@@ -1,9 +1,9 @@
 """Deterministic token accounting and answer text, the same for every provider shape.
 
 A request is boiled down to a :class:`Prompt` (characters, message and tool counts, the system
-text and the last user text); :func:`plan_usage` turns it into a :class:`Usage`; the answer text is
-made of three-letter words so that it holds exactly as many tokens as it claims (every word plus
-its space is four characters, and a token is four characters here).
+text and the user's last words); :func:`plan_usage` turns it into a :class:`Usage`; the answer
+text is made of three-letter words so that it holds exactly as many tokens as it claims (every
+word plus its space is four characters, and a token is four characters here).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import re
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,6 @@ CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD_TOKENS = 4
 TOOL_OVERHEAD_TOKENS = 8
 REPLY_PRIMING_TOKENS = 3
-TOOL_CALL_OVERHEAD_TOKENS = 10
 DEFAULT_OUTPUT_MIN_TOKENS = 16
 DEFAULT_OUTPUT_SPAN_TOKENS = 48
 MAX_OUTPUT_TOKENS = 32_768
@@ -26,7 +26,7 @@ MAX_OUTPUT_TOKENS = 32_768
 
 _STRUCTURAL_KEYS = frozenset({"type", "role"})
 _FORCED_OUTPUT = re.compile(r"\btokens:(\d+)\b")
-_CACHE_MARK = re.compile(r"\bcache(-write)?(?::(\d+))?\b", re.IGNORECASE)
+_CACHE_MARK = re.compile(r"\[mock:cache(-write)?(?::(\d+))?\]")
 _WORDS = (
     "the fox ran far and saw owl sky sun dew elk fig gem hop ink jam "
     "key log map net oak pen rug sea tea urn van wax yak zip arc bay "
@@ -65,15 +65,45 @@ def text_of(content: Any) -> str:
     return ""
 
 
+USER = "user"
+"""A turn the user typed (not one that only carries tool results)."""
+SYSTEM = "system"
+"""System or developer text, wherever it sits in the conversation; the user conventions skip it."""
+OTHER = "other"
+"""An assistant turn, a tool call or a tool result."""
+
+
+def user_request(turns: Sequence[Any], classify: Callable[[Any], str]) -> tuple[Any, bool]:
+    """(the last turn the user typed or None, whether only system text came after it).
+
+    ``classify`` says what each turn is (:data:`USER`, :data:`SYSTEM` or :data:`OTHER`). The
+    ``tokens:N`` convention reads the user turn found here even when tool results came after it,
+    while ``use tool`` needs it to be the latest turn: a tool result always gets a text answer.
+    """
+    latest = True
+    for turn in reversed(turns):
+        kind = classify(turn)
+        if kind == USER:
+            return turn, latest
+        if kind != SYSTEM:
+            latest = False
+    return None, False
+
+
 @dataclass(frozen=True, slots=True)
 class Prompt:
-    """What the accounting needs to know about a request, whatever its provider shape."""
+    """What the accounting needs to know about a request, whatever its provider shape.
+
+    ``last_user_text`` is the text of the user's last typed turn (see :func:`user_request`) and
+    ``user_spoke_last`` whether nothing but system text followed it.
+    """
 
     chars: int
     messages: int
     tools: int = 0
     system_text: str = ""
     last_user_text: str = ""
+    user_spoke_last: bool = True
 
     @property
     def tokens(self) -> int:
@@ -86,7 +116,7 @@ class Prompt:
         )
 
     def wants_tool(self) -> bool:
-        return self.tools > 0 and "use tool" in self.last_user_text.lower()
+        return self.tools > 0 and self.user_spoke_last and "use tool" in self.last_user_text.lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +146,14 @@ class Usage:
 
 
 def cache_tokens(system_text: str, prompt_tokens: int) -> tuple[int, int]:
-    """(read, written) cache tokens asked for by ``cache``, ``cache:N`` or ``cache-write:N``."""
+    """(read, written) cache tokens asked for by ``[mock:cache]``, ``[mock:cache:N]``,
+    ``[mock:cache-write]`` or ``[mock:cache-write:N]`` (no N: half the prompt).
+
+    Only these exact markers count (lower case, in brackets): real agents' prompts talk about
+    caches, and must not change the usage by accident.
+    """
     read = written = 0
-    if "cache" not in system_text.lower():
+    if "[mock:cache" not in system_text:
         return read, written
     for match in _CACHE_MARK.finditer(system_text):
         wanted = int(match.group(2)) if match.group(2) else prompt_tokens // 2
@@ -197,32 +232,3 @@ def split_evenly(text: str, pieces: int) -> list[str]:
     count = max(1, min(pieces, len(text)))
     cuts = [index * len(text) // count for index in range(count + 1)]
     return [text[cuts[index] : cuts[index + 1]] for index in range(count)]
-
-
-def tool_arguments(schema: Any) -> dict[str, Any]:
-    """Arguments that fit a JSON schema's top-level properties, one plain value for each."""
-    properties = schema.get("properties") if isinstance(schema, dict) else None
-    if not isinstance(properties, dict):
-        return {}
-    samples: dict[str, Any] = {
-        "string": "mock",
-        "integer": 1,
-        "number": 1.5,
-        "boolean": True,
-        "array": [],
-        "object": {},
-    }
-    arguments: dict[str, Any] = {}
-    for name, spec in properties.items():
-        if not isinstance(spec, dict):
-            arguments[name] = "mock"
-        elif isinstance(spec.get("enum"), list) and spec["enum"]:
-            arguments[name] = spec["enum"][0]
-        else:
-            kind = spec.get("type")
-            arguments[name] = samples.get(kind if isinstance(kind, str) else "string", "mock")
-    return arguments
-
-
-def tool_call_tokens(name: str, arguments_json: str) -> int:
-    return -(-(len(name) + len(arguments_json)) // CHARS_PER_TOKEN) + TOOL_CALL_OVERHEAD_TOKENS
