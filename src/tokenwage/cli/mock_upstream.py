@@ -37,7 +37,7 @@ def mock_upstream(
     """Serve a simulated AI provider (OpenAI- and Anthropic-compatible) for tests and benchmarks.
 
     Token counts are deterministic; the module tokenwage.mock_upstream documents the test
-    conventions (tokens:N, cache:N, use tool, unknown-* models, the x-mock-fault header).
+    conventions (tokens:N, [mock:cache:N], use tool NAME, unknown-* models, x-mock-fault).
     """
     config = MockConfig(
         latency_ms=latency_ms,
