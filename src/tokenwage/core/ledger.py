@@ -45,11 +45,15 @@ DEBIT_KINDS = frozenset({EntryKind.USAGE, EntryKind.EXPIRY})
 def utc(ts: datetime) -> datetime:
     if ts.tzinfo is None:
         raise InvalidInput(f"timestamp {ts.isoformat()} has no time zone")
-    return ts.astimezone(UTC)
+    return ts if ts.tzinfo is UTC else ts.astimezone(UTC)
 
 
 def iso(ts: datetime) -> str:
-    return utc(ts).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``2026-11-23T18:00:00.000000Z``: always microseconds, always Z (hashed, so fixed)."""
+    u = utc(ts)
+    if u.year < 1000:  # isoformat would not pad the year the way strftime does
+        return u.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return u.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 @dataclass(frozen=True)
@@ -279,7 +283,12 @@ def balance_of(entries: Sequence[Entry] | Iterable[Entry]) -> int:
     return sum(e.amount_nanousd for e in entries)
 
 
+_PLAIN = (str, int, bool, type(None))
+
+
 def _check_no_floats(value: Any) -> None:
+    if type(value) in _PLAIN:
+        return
     if isinstance(value, float):
         raise TypeError("ledger meta must not contain floats; use ints or strings")
     if isinstance(value, Mapping):

@@ -16,7 +16,7 @@ from itertools import groupby
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, text, update
 
 from tokenwage.core import ledger
 from tokenwage.core.errors import NotFound
@@ -24,6 +24,16 @@ from tokenwage.core.ledger import ChainProblem, Entry, EntryDraft, EntryKind, He
 from tokenwage.storage.schema import accounts, ledger_entries
 
 _CHUNK = 500  # refs per IN (...) lookup
+_COLUMNS = (
+    "account_id, seq, kind, amount_nanousd, effective_utc, recorded_utc, ref, memo,"
+    " expires_utc, meta, prev_hash, hash"
+)
+_INSERT_SQL = f"INSERT INTO ledger_entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_COPY_SQL = f"COPY ledger_entries ({_COLUMNS}) FROM STDIN"
+_REFS_PG = text(
+    "SELECT e.ref FROM ledger_entries e"
+    " JOIN unnest(CAST(:refs AS text[])) AS r(ref) ON e.ref = r.ref"
+)
 
 
 @dataclass(frozen=True)
@@ -96,6 +106,10 @@ class LedgerRepo:
     def existing_refs(self, refs: Iterable[str]) -> set[str]:
         wanted = list(dict.fromkeys(refs))
         found: set[str] = set()
+        if self._is_pg and wanted:
+            # one statement whatever the batch size, and a plan that uses the ref index even
+            # when it was prepared while the table was small (an IN list's plan is not)
+            return set(self.conn.execute(_REFS_PG, {"refs": wanted}).scalars())
         for i in range(0, len(wanted), _CHUNK):
             chunk = wanted[i : i + _CHUNK]
             q = select(ledger_entries.c.ref).where(ledger_entries.c.ref.in_(chunk))
@@ -118,7 +132,7 @@ class LedgerRepo:
             return []
         heads, last = self._lock_heads(sorted(by_account))
         written: list[Entry] = []
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
         head_updates: list[dict[str, Any]] = []
         for key, account_drafts in by_account.items():
             account_id, head = heads[key]
@@ -128,7 +142,7 @@ class LedgerRepo:
             recorded = max(at, previous) if previous is not None else at
             entries, new_head = ledger.append(head, account_drafts, recorded)
             written.extend(entries)
-            rows.extend(_entry_row(account_id, e) for e in entries)
+            rows.extend(_entry_row(account_id, e, sqlite=not self._is_pg) for e in entries)
             head_updates.append(
                 {
                     "b_id": account_id,
@@ -138,7 +152,7 @@ class LedgerRepo:
                     "b_recorded": entries[-1].recorded_utc,
                 }
             )
-        self.conn.execute(insert(ledger_entries), rows)
+        self._insert_entries(rows)
         self.conn.execute(
             update(accounts)
             .where(accounts.c.id == bindparam("b_id"))
@@ -151,6 +165,18 @@ class LedgerRepo:
             head_updates,
         )
         return written
+
+    def _insert_entries(self, rows: list[tuple[Any, ...]]) -> None:
+        """Bulk insert below SQLAlchemy's per-row parameter handling (about 3x faster):
+        ``COPY`` on PostgreSQL, ``executemany`` with ready-made values on SQLite."""
+        if self._is_pg:
+            raw = self.conn.connection.dbapi_connection
+            assert raw is not None
+            with raw.cursor() as cur, cur.copy(_COPY_SQL) as copy:  # type: ignore[attr-defined]
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            self.conn.exec_driver_sql(_INSERT_SQL, rows)
 
     def _lock_heads(
         self, keys: Sequence[str]
@@ -269,21 +295,29 @@ def _account(row: Row[Any]) -> AccountRow:
     )
 
 
-def _entry_row(account_id: int, e: Entry) -> dict[str, Any]:
-    return {
-        "account_id": account_id,
-        "seq": e.seq,
-        "kind": str(e.kind),
-        "amount_nanousd": e.amount_nanousd,
-        "effective_utc": e.effective_utc,
-        "recorded_utc": e.recorded_utc,
-        "ref": e.ref,
-        "memo": e.memo,
-        "expires_utc": e.expires_utc,
-        "meta": orjson.dumps(dict(e.meta), option=orjson.OPT_SORT_KEYS).decode(),
-        "prev_hash": e.prev_hash,
-        "hash": e.hash,
-    }
+def _sqlite_ts(ts: datetime | None) -> str | None:
+    """The text SQLAlchemy's SQLite DateTime stores (naive UTC), made without it."""
+    if ts is None:
+        return None
+    return ts.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+def _entry_row(account_id: int, e: Entry, *, sqlite: bool) -> tuple[Any, ...]:
+    ts = _sqlite_ts if sqlite else (lambda t: t)
+    return (
+        account_id,
+        e.seq,
+        str(e.kind),
+        e.amount_nanousd,
+        ts(e.effective_utc),
+        ts(e.recorded_utc),
+        e.ref,
+        e.memo,
+        ts(e.expires_utc),
+        orjson.dumps(dict(e.meta), option=orjson.OPT_SORT_KEYS).decode(),
+        e.prev_hash,
+        e.hash,
+    )
 
 
 def row_to_entry(r: Row[Any]) -> Entry:
