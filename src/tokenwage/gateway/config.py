@@ -17,6 +17,8 @@ providers and maps model patterns to them::
     pricing_provider = "self"               # provider id for prices (overrides, see `price`)
     models = ["llama-*", "qwen*"]           # patterns routed here (first match wins)
 
+    sqlite_synchronous = "NORMAL"           # FULL: one fsync per settlement batch
+
     [holds]
     default_max_output_tokens = 4096        # when the client sets no limit
     max_hold_output_tokens = 8192           # cap per request; the overdraft covers the rest
@@ -102,6 +104,9 @@ class GatewayConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     providers: tuple[ProviderConfig, ...] = ()
+    # SQLite: NORMAL commits each settlement batch without fsync; a killed process loses
+    # nothing, a power cut may lose the last moments. FULL adds one fsync per batch.
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     holds: HoldPolicy = HoldPolicy()
     downgrade: DowngradePolicy = DowngradePolicy()
 

@@ -57,7 +57,7 @@ class _PayerInfo:
 class DbMeter:
     def __init__(self, database_url: str, config: GatewayConfig) -> None:
         self.config = config
-        self.db = Database(database_url)
+        self.db = Database(database_url, sqlite_synchronous=config.sqlite_synchronous)
         migrate.require_current(self.db)
         self.hold_db = Database(database_url, sqlite_synchronous="NORMAL")
         self.holds = HoldStore(self.hold_db)
