@@ -10,7 +10,17 @@ from rich.markup import escape
 from sqlalchemy.exc import OperationalError
 
 from tokenwage import __version__
-from tokenwage.cli import books, demo, keys, mock_upstream, org, packages, pricing
+from tokenwage.cli import (
+    books,
+    demo,
+    exports,
+    keys,
+    mock_upstream,
+    org,
+    packages,
+    pricing,
+    serve,
+)
 from tokenwage.cli.common import State, err, exit_code
 from tokenwage.core.errors import StoreUnavailable, TokenwageError
 
@@ -53,7 +63,9 @@ packages.register(app)
 books.register(app)
 pricing.register(app)
 keys.register(app)
+exports.register(app)  # after imports: adds to its `import` group
 mock_upstream.register(app)
+serve.register(app)
 demo.register(app)
 
 

@@ -72,8 +72,15 @@ def demo_run(
     ctx: typer.Context,
     people: int = typer.Option(48, "--people", min=3, max=2000),
     days: int = typer.Option(90, "--days", min=1, max=730),
+    serve: bool = typer.Option(
+        True, "--serve/--no-serve", help="Keep the gateway running until Ctrl-C."
+    ),
+    live: bool = typer.Option(True, "--live/--no-live", help="Start the gateway at all."),
+    port: int = typer.Option(8080, "--port", help="Gateway port (a free one if taken)."),
+    upstream_port: int = typer.Option(9100, "--upstream-port", help="Simulated provider port."),
 ) -> None:
-    """Seed the demo if the database is empty, then show balances, a statement and the audit."""
+    """Seed the demo if the database is empty, show balances, a statement and the audit,
+    then start the gateway in front of the simulated provider and show how to use it."""
     db = state(ctx).database(check_schema=False)
     migrate.upgrade(db)
     with transaction(ctx) as conn:
@@ -98,3 +105,7 @@ def demo_run(
         err.print(f"[red]ledger verification FAILED: {problems[0]}[/]")
         raise typer.Exit(6)
     out.print(f"[green]OK[/]: all {entries} ledger entries verified; every hash chain holds.")
+    if live:
+        from tokenwage.cli.demo_live import run_live
+
+        run_live(state(ctx).url, port, upstream_port, serve=serve)
