@@ -14,6 +14,7 @@ from tokenwage.cli import (
     books,
     demo,
     exports,
+    imports,
     keys,
     mock_upstream,
     org,
@@ -63,6 +64,7 @@ packages.register(app)
 books.register(app)
 pricing.register(app)
 keys.register(app)
+imports.register(app)
 exports.register(app)  # after imports: adds to its `import` group
 mock_upstream.register(app)
 serve.register(app)
