@@ -48,15 +48,15 @@ class TokenUsage:
     reasoning_tokens: int = 0
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, int):
+        for name in _FIELDS:  # hot on the gateway and import paths: no fields() per call
+            value = getattr(self, name)
+            if type(value) is not int:  # bool is refused too: its type is bool, not int
                 raise InvalidInput(
-                    f"TokenUsage.{f.name} must be an int count of tokens, "
+                    f"TokenUsage.{name} must be an int count of tokens, "
                     f"got {value!r} ({type(value).__name__})"
                 )
             if value < 0:
-                raise InvalidInput(f"TokenUsage.{f.name} must be 0 or more, got {value}")
+                raise InvalidInput(f"TokenUsage.{name} must be 0 or more, got {value}")
         if self.reasoning_tokens > self.output_tokens:
             raise InvalidInput(
                 f"TokenUsage.reasoning_tokens ({self.reasoning_tokens}) exceeds output_tokens "
@@ -154,6 +154,9 @@ class TokenUsage:
             cache_write_tokens=write_5m,
             cache_write_1h_tokens=write_1h,
         )
+
+
+_FIELDS = tuple(f.name for f in fields(TokenUsage))
 
 
 class _Report:
