@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, select, update
 
 from tokenwage.core.charges import usage_drafts
 from tokenwage.core.money import Money
@@ -32,6 +32,7 @@ from tokenwage.core.spending import Funds
 from tokenwage.core.usage import TokenUsage
 from tokenwage.gateway.holds import Payer, read_funds
 from tokenwage.gateway.ticket import Ticket
+from tokenwage.storage.bulk import insert_rows
 from tokenwage.storage.db import Database
 from tokenwage.storage.ledger_repo import LedgerRepo
 from tokenwage.storage.schema import holds, usage_records, virtual_keys
@@ -175,7 +176,7 @@ class GroupCommitWriter:
             funds[s.payer.person_id] = _after(f, new, s.payer)
         LedgerRepo(conn).append(drafts, now)
         if records:
-            conn.execute(insert(usage_records), records)
+            insert_rows(conn, usage_records, records)
             key_ids = sorted({s.ticket.key.id for s in batch})
             conn.execute(
                 update(virtual_keys).where(virtual_keys.c.id.in_(key_ids)).values(last_used_utc=now)

@@ -29,7 +29,7 @@ from datetime import datetime
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import Connection, insert, or_, select
+from sqlalchemy import Connection, or_, select
 
 from tokenwage.core.charges import usage_drafts
 from tokenwage.core.errors import UnknownModelPrice
@@ -40,6 +40,7 @@ from tokenwage.core.periods import local_date
 from tokenwage.core.pricing import PricedUsage, Pricer
 from tokenwage.core.spending import Funds
 from tokenwage.core.usage import TokenUsage
+from tokenwage.storage.bulk import existing, insert_rows
 from tokenwage.storage.ledger_repo import LedgerRepo
 from tokenwage.storage.org_repo import UNATTRIBUTED, OrgRepo, person_account, pool_account
 from tokenwage.storage.schema import identities, people, usage_records
@@ -101,7 +102,7 @@ def import_usage(
         rows, charges = _rows(fresh, priced, attributor, mode, now, summary)
         if dry_run or not rows:
             continue
-        conn.execute(insert(usage_records), rows)
+        insert_rows(conn, usage_records, rows)
         if mode is ChargeMode.CHARGE:
             drafts = _debits(conn, charges, tz, run)
             summary.ledger_entries += len(LedgerRepo(conn).append(drafts, now))
@@ -118,11 +119,7 @@ def _fresh(
     conn: Connection, batch: list[ImportedUsage], seen: set[str], summary: ImportSummary
 ) -> list[ImportedUsage]:
     ids = [r.record_id for r in batch]
-    known = set(
-        conn.execute(
-            select(usage_records.c.request_id).where(usage_records.c.request_id.in_(ids))
-        ).scalars()
-    )
+    known = existing(conn, usage_records.c.request_id, ids)
     provider_ids = {i for r in batch for i in (r.message_id, r.upstream_request_id) if i}
     metered: set[str] = set()  # provider ids the gateway already charged
     booked: set[str] = set()  # provider ids another import already booked
