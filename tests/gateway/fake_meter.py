@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from tokenwage.core.errors import ModelNotAllowed, TokenwageError, Unauthenticated
+from tokenwage.core.imported import ImportedUsage
 from tokenwage.core.keys import KeyInfo
 from tokenwage.core.usage import TokenUsage
 from tokenwage.gateway.ticket import RequestFacts, Ticket
@@ -59,6 +60,11 @@ class FakeMeter:
     authenticated: list[str | None] = field(default_factory=list)
     settled: list[Settled] = field(default_factory=list)
     cancelled: list[tuple[Ticket, int]] = field(default_factory=list)
+    booked: list[tuple[KeyInfo, list[ImportedUsage]]] = field(default_factory=list)
+
+    async def book_imported(self, key: KeyInfo, records: list[ImportedUsage]) -> int:
+        self.booked.append((key, records))
+        return len(records)
 
     async def authenticate(self, raw_key: str | None) -> KeyInfo:
         self.authenticated.append(raw_key)

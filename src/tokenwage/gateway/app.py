@@ -22,7 +22,7 @@ import aiohttp
 import orjson
 import uvicorn
 
-from tokenwage.core.errors import PolicyDenied, TokenwageError
+from tokenwage.core.errors import PolicyDenied, TokenwageError, Unauthenticated
 from tokenwage.core.usage import TokenUsage
 from tokenwage.gateway import anthropic_api, openai_api
 from tokenwage.gateway.anthropic_api import count_tokens
@@ -64,6 +64,7 @@ from tokenwage.gateway.upstream import (
     reply_headers,
 )
 from tokenwage.gateway.usage_tap import MeteredApi, StreamTap, body_usage
+from tokenwage.importers.otlp_receiver import handle_otlp, response_content_type
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,8 @@ class GatewayApp:
         self._routes["/v1/models"] = ("GET", self._models)
         self._routes["/metrics"] = ("GET", self._metrics)
         self._routes["/health"] = ("GET", self._health)
+        for otlp_path in ("/v1/logs", "/v1/metrics"):  # Claude Code telemetry (OTLP/HTTP)
+            self._routes[otlp_path] = ("POST", self._otlp)
 
     @property
     def meter(self) -> Meter:
@@ -414,6 +417,31 @@ class GatewayApp:
         headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+    async def _otlp(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """OTLP/HTTP export from laptops (``OTEL_EXPORTER_OTLP_ENDPOINT`` = this server and
+        ``OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer <tokenwage key>``)."""
+        inbound = self.upstream.inbound(scope["headers"])
+        content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
+        try:
+            key = await self.meter.authenticate(inbound.raw_key)
+        except Unauthenticated as exc:
+            await send_error(send, "openai", exc, new_request_id())
+            return
+        body = await read_body(receive)
+        status, answer = await handle_otlp(
+            scope["path"],
+            body,
+            content_type,
+            partial(self.meter.book_imported, key),
+            content_encoding=inbound.content_encoding or None,
+        )
+        headers = [
+            (b"content-type", response_content_type(content_type).encode()),
+            (b"content-length", str(len(answer)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
 
     async def _health(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send_json(send, 200, _HEALTH, [])

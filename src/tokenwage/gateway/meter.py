@@ -13,11 +13,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from tokenwage.core import keys as keyfmt
 from tokenwage.core.allowances import allowance_in_force, next_refill
 from tokenwage.core.errors import AllowanceExhausted, ModelNotAllowed, Unauthenticated
+from tokenwage.core.imported import ChargeMode, Identity, IdentityKind, ImportedUsage
 from tokenwage.core.keys import KeyInfo
 from tokenwage.core.money import Money
 from tokenwage.core.org import zone
@@ -30,6 +32,7 @@ from tokenwage.gateway.holds import HoldStore, Payer
 from tokenwage.gateway.ticket import RequestFacts, Ticket
 from tokenwage.gateway.writer import GroupCommitWriter, Settlement
 from tokenwage.services import books
+from tokenwage.services.importing import import_usage
 from tokenwage.services.pricing import pricer_for
 from tokenwage.storage import migrate
 from tokenwage.storage.db import Database
@@ -163,6 +166,15 @@ class DbMeter:
 
     async def cancel(self, ticket: Ticket, *, status: int) -> None:
         self.holds.release(ticket.facts.request_id)
+
+    async def book_imported(self, key: KeyInfo, records: list[ImportedUsage]) -> int:
+        owner = Identity(IdentityKind.EMAIL, self._payer(key.person_id).email)
+        mine = [replace(r, identities=(*r.identities, owner)) for r in records]
+        mode, now, pricer = ChargeMode(self.config.otlp_mode), datetime.now(UTC), self.pricer
+        summary = await self.writer.call(
+            lambda conn: import_usage(conn, mine, mode=mode, pricer=pricer, now=now)
+        )
+        return summary.new
 
     # -- helpers ----------------------------------------------------------------------
     def _worst_case(self, facts: RequestFacts, model: str, now: datetime) -> Money:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from tokenwage.core.imported import ImportedUsage
 from tokenwage.core.keys import KeyInfo
 from tokenwage.core.usage import TokenUsage
 
@@ -69,4 +70,10 @@ class Meter(Protocol):
 
     async def authenticate(self, raw_key: str | None) -> KeyInfo:
         """Just the key check (for endpoints that cost nothing, e.g. ``/v1/models``)."""
+        ...
+
+    async def book_imported(self, key: KeyInfo, records: list[ImportedUsage]) -> int:
+        """Book usage reported to the gateway (OTLP telemetry) through the importers' one
+        booking path; records nobody else claims are attributed to the key's owner.
+        Returns how many new usage records were written."""
         ...
