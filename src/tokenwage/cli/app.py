@@ -20,6 +20,7 @@ from tokenwage.cli import (
     org,
     packages,
     pricing,
+    push,
     serve,
 )
 from tokenwage.cli.common import State, err, exit_code
@@ -64,6 +65,7 @@ packages.register(app)
 books.register(app)
 pricing.register(app)
 keys.register(app)
+push.register(app)
 imports.register(app)
 exports.register(app)  # after imports: adds to its `import` group
 mock_upstream.register(app)

@@ -21,6 +21,7 @@ from tokenwage.core.errors import (
     PolicyDenied,
     StoreUnavailable,
     TokenwageError,
+    Unauthenticated,
 )
 from tokenwage.core.money import Money
 from tokenwage.storage import migrate
@@ -38,6 +39,7 @@ EXIT_CODES: tuple[tuple[type[TokenwageError], int], ...] = (
     (PolicyDenied, 5),
     (LedgerTampered, 6),
     (StoreUnavailable, 7),
+    (Unauthenticated, 8),
 )
 
 

@@ -71,3 +71,83 @@ class ImportedUsage:
     def record_id(self) -> str:
         """The ``usage_records.request_id`` this usage is stored under."""
         return f"{self.source}:{self.key}"
+
+
+# -- the wire format of `tokenwage push` (POST /v1/usage) -----------------------------------
+_USAGE_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+)
+_OPTIONAL = ("session_id", "project", "hostname", "message_id", "upstream_request_id")
+MAX_PUSH_RECORDS = 5000
+
+
+def to_wire(r: ImportedUsage) -> dict[str, object]:
+    """A JSON-safe dict (no floats: money as nanousd integers)."""
+    out: dict[str, object] = {
+        "source": r.source,
+        "key": r.key,
+        "used_utc": r.used_utc.isoformat(),
+        "provider": r.provider,
+        "model": r.model,
+        "usage": {f: getattr(r.usage, f) for f in _USAGE_FIELDS},
+        "identities": [[i.kind.value, i.value] for i in r.identities],
+        "requests": r.requests,
+    }
+    for name in _OPTIONAL:
+        value = getattr(r, name)
+        if value is not None:
+            out[name] = value
+    if r.reported_cost is not None:
+        out["reported_cost_nanousd"] = r.reported_cost.nanousd
+    return out
+
+
+def from_wire(item: object, where: str) -> ImportedUsage:
+    """The inverse of :func:`to_wire`; ``InvalidInput`` naming ``where`` for a bad item."""
+    if not isinstance(item, dict):
+        raise InvalidInput(f"{where}: a usage record must be a JSON object")
+    try:
+        usage = item.get("usage") or {}
+        if not isinstance(usage, dict):
+            raise InvalidInput("usage must be an object of token counts")
+        stamp = datetime.fromisoformat(str(item["used_utc"]))
+        cost = item.get("reported_cost_nanousd")
+        identities = tuple(
+            Identity(IdentityKind(kind), str(value)) for kind, value in item.get("identities", [])
+        )
+        return ImportedUsage(
+            source=_name(item["source"]),
+            key=str(item["key"]),
+            used_utc=stamp,
+            provider=str(item["provider"]),
+            model=str(item["model"]),
+            usage=TokenUsage(**{f: usage.get(f, 0) for f in _USAGE_FIELDS}),
+            identities=identities,
+            reported_cost=Money(cost) if isinstance(cost, int) else None,
+            requests=int(item.get("requests", 1)),
+            session_id=_opt_str(item.get("session_id")),
+            project=_opt_str(item.get("project")),
+            hostname=_opt_str(item.get("hostname")),
+            message_id=_opt_str(item.get("message_id")),
+            upstream_request_id=_opt_str(item.get("upstream_request_id")),
+        )
+    except KeyError as exc:
+        raise InvalidInput(f"{where}: missing field {exc.args[0]!r}") from None
+    except (TypeError, ValueError, InvalidInput) as exc:
+        raise InvalidInput(f"{where}: {exc}") from None
+
+
+def _opt_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _name(value: object) -> str:
+    text = str(value)
+    if not text or len(text) > 40 or text == "gateway":
+        raise InvalidInput(f"source {text!r} is not an importer name")
+    return text

@@ -22,7 +22,8 @@ import aiohttp
 import orjson
 import uvicorn
 
-from tokenwage.core.errors import PolicyDenied, TokenwageError, Unauthenticated
+from tokenwage.core.errors import InvalidInput, PolicyDenied, TokenwageError, Unauthenticated
+from tokenwage.core.imported import MAX_PUSH_RECORDS, from_wire
 from tokenwage.core.usage import TokenUsage
 from tokenwage.gateway import anthropic_api, openai_api
 from tokenwage.gateway.anthropic_api import count_tokens
@@ -117,6 +118,7 @@ class GatewayApp:
         self._routes["/health"] = ("GET", self._health)
         for otlp_path in ("/v1/logs", "/v1/metrics"):  # Claude Code telemetry (OTLP/HTTP)
             self._routes[otlp_path] = ("POST", self._otlp)
+        self._routes["/v1/usage"] = ("POST", self._push)  # `tokenwage push`
 
     @property
     def meter(self) -> Meter:
@@ -442,6 +444,23 @@ class GatewayApp:
         ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": answer})
+
+    async def _push(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Agent-log records a laptop sends with ``tokenwage push`` and its owner's key."""
+        inbound = self.upstream.inbound(scope["headers"])
+        try:
+            key = await self.meter.authenticate(inbound.raw_key)
+            _, body = json_object(await read_body(receive), inbound.content_encoding)
+            items = body.get("records")
+            if not isinstance(items, list) or len(items) > MAX_PUSH_RECORDS:
+                raise InvalidInput(f"records must be a list of at most {MAX_PUSH_RECORDS} records")
+            records = [from_wire(item, f"records[{i}]") for i, item in enumerate(items)]
+            new = await self.meter.book_imported(key, records) if records else 0
+        except (TokenwageError, GatewayError) as exc:
+            await send_error(send, "openai", exc, new_request_id())
+            return
+        answer = orjson.dumps({"received": len(records), "new": new})
+        await send_json(send, 200, answer, [])
 
     async def _health(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send_json(send, 200, _HEALTH, [])

@@ -18,7 +18,7 @@ providers and maps model patterns to them::
     models = ["llama-*", "qwen*"]           # patterns routed here (first match wins)
 
     sqlite_synchronous = "NORMAL"           # FULL: one fsync per settlement batch
-    otlp_mode = "track"                     # OTLP telemetry: track (visibility) or charge
+    reported_mode = "track"                 # OTLP telemetry and pushed logs: track or charge
 
     [holds]
     default_max_output_tokens = 4096        # when the client sets no limit
@@ -108,8 +108,9 @@ class GatewayConfig(BaseModel):
     # SQLite: NORMAL commits each settlement batch without fsync; a killed process loses
     # nothing, a power cut may lose the last moments. FULL adds one fsync per batch.
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
-    # Claude Code telemetry sent to /v1/logs: usually on personal plans, so tracked only
-    otlp_mode: Literal["track", "charge"] = "track"
+    # Usage reported to the gateway (OTLP telemetry, `tokenwage push`) rather than metered
+    # by it: usually on personal plans, so tracked only unless set to "charge"
+    reported_mode: Literal["track", "charge"] = "track"
     holds: HoldPolicy = HoldPolicy()
     downgrade: DowngradePolicy = DowngradePolicy()
 

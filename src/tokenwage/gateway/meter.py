@@ -170,7 +170,7 @@ class DbMeter:
     async def book_imported(self, key: KeyInfo, records: list[ImportedUsage]) -> int:
         owner = Identity(IdentityKind.EMAIL, self._payer(key.person_id).email)
         mine = [replace(r, identities=(*r.identities, owner)) for r in records]
-        mode, now, pricer = ChargeMode(self.config.otlp_mode), datetime.now(UTC), self.pricer
+        mode, now, pricer = ChargeMode(self.config.reported_mode), datetime.now(UTC), self.pricer
         summary = await self.writer.call(
             lambda conn: import_usage(conn, mine, mode=mode, pricer=pricer, now=now)
         )
