@@ -17,7 +17,6 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -25,16 +24,11 @@ from sqlalchemy import select
 
 from tokenwage.core.ledger import EntryKind
 from tokenwage.core.money import Money
-from tokenwage.core.org import Org, Person, Team
-from tokenwage.core.package import Package, Period, TokenAllowance
 from tokenwage.mock_upstream.config import MockConfig
 from tokenwage.mock_upstream.testing import start_mock_upstream
-from tokenwage.services import books
-from tokenwage.services.keys import create_key
-from tokenwage.services.people import add_person, add_team
+from tokenwage.services.sandbox import one_person_org
 from tokenwage.storage.db import Database
 from tokenwage.storage.ledger_repo import LedgerRepo
-from tokenwage.storage.org_repo import OrgRepo
 from tokenwage.storage.schema import usage_records
 
 TOKENWAGE = str(Path(sys.executable).parent / "tokenwage")
@@ -48,22 +42,8 @@ def _free_port() -> int:
 
 
 def _seed(db: Database, allowance_usd: str) -> str:
-    now = datetime.now(UTC)
     with db.begin() as conn:
-        OrgRepo(conn).save_org(Org("Acme", "UTC"))
-        add_team(conn, Team("platform", "Platform"))
-        add_person(conn, Person("ada@acme.example", "Ada", team_slug="platform"))
-        OrgRepo(conn).add_package(
-            "ada@acme.example",
-            Package(
-                base_salary=Money.parse(1),
-                allowance=TokenAllowance(Money.parse(allowance_usd), Period.MONTH),
-                effective_from=(now - timedelta(days=40)).date(),
-            ),
-        )
-        books.run_allowances(conn, now)
-        _, raw = create_key(conn, email="ada@acme.example", name="load", now=now)
-    return raw
+        return one_person_org(conn, Money.parse(allowance_usd), key_name="load")
 
 
 @contextmanager

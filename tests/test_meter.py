@@ -14,19 +14,15 @@ from sqlalchemy import func, select
 from tokenwage.core.errors import AllowanceExhausted, ModelNotAllowed, Unauthenticated
 from tokenwage.core.ledger import EntryKind
 from tokenwage.core.money import Money
-from tokenwage.core.org import Org, Person, Team
-from tokenwage.core.package import Package, Period, TokenAllowance
 from tokenwage.core.pricing import Pricer, PricingPolicy
 from tokenwage.core.usage import TokenUsage
 from tokenwage.gateway.config import DowngradePolicy, GatewayConfig
 from tokenwage.gateway.meter import DbMeter, open_meter
 from tokenwage.gateway.ticket import RequestFacts
-from tokenwage.services import books
 from tokenwage.services.keys import create_key, revoke_key
-from tokenwage.services.people import add_person, add_team
+from tokenwage.services.sandbox import one_person_org
 from tokenwage.storage.db import Database
 from tokenwage.storage.ledger_repo import LedgerRepo
-from tokenwage.storage.org_repo import OrgRepo
 from tokenwage.storage.schema import holds, usage_records
 
 MODEL = "claude-sonnet-4"
@@ -35,19 +31,7 @@ MODEL = "claude-sonnet-4"
 def _org(db: Database, allowance_usd: int) -> tuple[str, str]:
     now = datetime.now(UTC)
     with db.begin() as conn:
-        OrgRepo(conn).save_org(Org("Acme", "UTC"))
-        add_team(conn, Team("platform", "Platform"))
-        add_person(conn, Person("ada@acme.example", "Ada", team_slug="platform"))
-        OrgRepo(conn).add_package(
-            "ada@acme.example",
-            Package(
-                base_salary=Money.parse(1),
-                allowance=TokenAllowance(Money.parse(allowance_usd), Period.MONTH),
-                effective_from=(now - timedelta(days=40)).date(),
-            ),
-        )
-        books.run_allowances(conn, now)
-        _, raw = create_key(conn, email="ada@acme.example", name="laptop", now=now)
+        raw = one_person_org(conn, Money.parse(allowance_usd), now=now)
         _, narrow = create_key(
             conn, email="ada@acme.example", name="ci", now=now, allowed_models=["gpt-*"]
         )

@@ -12,17 +12,12 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from sqlalchemy import select
 
 from tokenwage.core.money import Money
-from tokenwage.core.org import Org, Person, Team
-from tokenwage.core.package import Package, Period, TokenAllowance
 from tokenwage.gateway.config import GatewayConfig
 from tokenwage.gateway.meter import open_meter
 from tokenwage.gateway.testing import start_gateway
-from tokenwage.services import books
-from tokenwage.services.keys import create_key
-from tokenwage.services.people import add_person, add_team
+from tokenwage.services.sandbox import one_person_org
 from tokenwage.storage.db import Database
 from tokenwage.storage.ledger_repo import LedgerRepo
-from tokenwage.storage.org_repo import OrgRepo
 from tokenwage.storage.schema import usage_records
 
 PROTOBUF = "application/x-protobuf"
@@ -59,22 +54,8 @@ def _export(at: datetime) -> bytes:
 
 
 def _seed(db: Database) -> str:
-    now = datetime.now(UTC)
     with db.begin() as conn:
-        OrgRepo(conn).save_org(Org("Acme", "UTC"))
-        add_team(conn, Team("platform", "Platform"))
-        add_person(conn, Person("ada@acme.example", "Ada", team_slug="platform"))
-        OrgRepo(conn).add_package(
-            "ada@acme.example",
-            Package(
-                base_salary=Money.parse(1),
-                allowance=TokenAllowance(Money.parse(100), Period.MONTH),
-                effective_from=(now - timedelta(days=40)).date(),
-            ),
-        )
-        books.run_allowances(conn, now)
-        _, raw = create_key(conn, email="ada@acme.example", name="telemetry", now=now)
-    return raw
+        return one_person_org(conn, Money.parse(100), key_name="telemetry")
 
 
 async def test_claude_code_logs_are_tracked_for_the_keys_owner(db: Database, db_url: str) -> None:
