@@ -15,8 +15,10 @@ is released by the sweeper when it expires.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, text
 
@@ -57,6 +59,17 @@ _FUNDS_SQL = text(
          WHERE pool_key = :pool AND expires_utc > :now) AS pool_held
     """
 )
+_FUNDS_QMARK = (
+    "SELECT (SELECT balance_nanousd FROM accounts WHERE key = ?),"
+    " (SELECT COALESCE(SUM(amount_nanousd - pool_nanousd), 0) FROM holds"
+    "  WHERE person_id = ? AND expires_utc > ?),"
+    " (SELECT balance_nanousd FROM accounts WHERE key = ?),"
+    " (SELECT COALESCE(SUM(pool_nanousd), 0) FROM holds WHERE pool_key = ? AND expires_utc > ?)"
+)
+_INSERT_QMARK = (
+    "INSERT INTO holds (request_id, person_id, amount_nanousd, pool_nanousd, pool_key,"
+    " created_utc, expires_utc) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 _LOCK_PG = text("SELECT id FROM accounts WHERE key IN (:own, :pool) ORDER BY id FOR UPDATE")
 _INSERT = text(
     "INSERT INTO holds (request_id, person_id, amount_nanousd, pool_nanousd, pool_key,"
@@ -74,22 +87,86 @@ def read_funds(conn: Connection, payer: Payer, now: datetime) -> Funds:
             "now": _ts(conn, now),
         },
     ).one()
+    return _funds(payer, row.own_balance, row.own_held, row.pool_balance, row.pool_held)
+
+
+def _funds(payer: Payer, own: Any, own_held: Any, pool: Any, pool_held: Any) -> Funds:
     return Funds(
-        own_balance=Money(int(row.own_balance or 0)),
-        own_held=Money(max(int(row.own_held or 0), 0)),
-        pool_balance=Money(int(row.pool_balance or 0)) if payer.pool_key else Money(0),
-        pool_held=Money(max(int(row.pool_held or 0), 0)) if payer.pool_key else Money(0),
+        own_balance=Money(int(own or 0)),
+        own_held=Money(max(int(own_held or 0), 0)),
+        pool_balance=Money(int(pool or 0)) if payer.pool_key else Money(0),
+        pool_held=Money(max(int(pool_held or 0), 0)) if payer.pool_key else Money(0),
         overdraft=payer.overdraft,
         cap=payer.cap,
     )
 
 
+def _sqlite_ts(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
 class HoldStore:
-    """Places and releases holds on the organisation's database."""
+    """Places and releases holds on the organisation's database.
+
+    On SQLite, holds are placed on one dedicated driver connection, below SQLAlchemy (the
+    same statements, several times faster), one transaction at a time.
+    """
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self._sqlite = db.is_sqlite
+        self._raw: Any = None
+        self._raw_lock = threading.Lock()  # one driver connection: one transaction at a time
+
+    def close(self) -> None:
+        with self._raw_lock:
+            if self._raw is not None:
+                self._raw.close()
+                self._raw = None
+
+    def _place_sqlite(
+        self, payer: Payer, request_id: str, amount: Money, now: datetime, ttl: timedelta
+    ) -> PlacedHold:
+        if self._raw is None:
+            self._raw = self.db.engine.raw_connection()
+        cur = self._raw.cursor()
+        stamp = _sqlite_ts(now)
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            row = cur.execute(
+                _FUNDS_QMARK,
+                (
+                    payer.account_key,
+                    payer.person_id,
+                    stamp,
+                    payer.pool_key or "",
+                    payer.pool_key or "",
+                    stamp,
+                ),
+            ).fetchone()
+            funds = _funds(payer, row[0], row[1], row[2], row[3])
+            decision = check_hold(amount, funds)
+            own_part = min(amount, funds.available_own)
+            pool_part = min(amount - own_part, funds.available_pool)
+            cur.execute(
+                _INSERT_QMARK,
+                (
+                    request_id,
+                    payer.person_id,
+                    amount.nanousd,
+                    pool_part.nanousd,
+                    payer.pool_key,
+                    stamp,
+                    _sqlite_ts(now + ttl),
+                ),
+            )
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        finally:
+            cur.close()
+        return PlacedHold(request_id, amount, pool_part, funds, decision)
 
     def funds(self, payer: Payer, now: datetime) -> Funds:
         with self.db.engine.connect() as conn:
@@ -101,6 +178,9 @@ class HoldStore:
         self, payer: Payer, request_id: str, amount: Money, now: datetime, ttl: timedelta
     ) -> PlacedHold:
         """Check and hold ``amount`` in one transaction; raises ``AllowanceExhausted``."""
+        if self._sqlite:
+            with self._raw_lock:
+                return self._place_sqlite(payer, request_id, amount, now, ttl)
         with self.db.begin() as conn:
             if not self._sqlite:
                 conn.execute(text("SET LOCAL synchronous_commit = off"))
@@ -139,5 +219,5 @@ class HoldStore:
 def _ts(conn: Connection, when: datetime) -> object:
     """Timestamps as the UTC column type stores them (naive UTC text on SQLite)."""
     if conn.dialect.name == "sqlite":
-        return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return _sqlite_ts(when)
     return when

@@ -89,6 +89,7 @@ class DbMeter:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         await asyncio.to_thread(self.writer.stop)
+        self.holds.close()
         self.db.dispose()
         self.hold_db.dispose()
 
