@@ -5,8 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DB ?= sqlite:///$(CURDIR)/.demo/tokenwage.db
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# The coding agents tests/test_agents.py drives through the gateway, pinned, from npm.
+AGENTS := .agents
+CLAUDE_CODE_VERSION := 2.1.197
+CODEX_VERSION := 0.169.0
+AGENTS_STAMP := $(AGENTS)/.installed-claude-code-$(CLAUDE_CODE_VERSION)-codex-$(CODEX_VERSION)
 
-.PHONY: help install demo test lint typecheck pytest bench docs clean
+.PHONY: help install agents demo test lint typecheck pytest bench docs clean
 
 help: ## Show this help.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -19,6 +24,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install tokenwage with its dev tools.
 
+$(AGENTS_STAMP):
+	@command -v npm >/dev/null || { echo "make agents: npm is required (Node.js 18+)" >&2; exit 1; }
+	npm install --prefix $(AGENTS) --save-exact --no-audit --no-fund --loglevel=error \
+		@anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) @openai/codex@$(CODEX_VERSION)
+	@rm -f $(AGENTS)/.installed-* && touch $@
+
+agents: $(AGENTS_STAMP) ## Install Claude Code and Codex CLI (pinned, from npm) into .agents/.
+	@:
+
 demo: install ## Seed a demo organisation (SQLite, offline) and show balances and a statement.
 	$(BIN)/tokenwage --database-url $(DEMO_DB) demo run
 
@@ -29,7 +43,7 @@ lint: install ## ruff lint and format check.
 typecheck: install ## mypy --strict.
 	$(BIN)/mypy
 
-pytest: install ## The test suite, on SQLite and PostgreSQL.
+pytest: install agents ## The test suite, on SQLite and PostgreSQL.
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 test: lint typecheck pytest ## Everything CI runs: lint, type check, tests.
@@ -41,4 +55,4 @@ bench: install ## Ledger append benchmark (see docs/benchmarks.md).
 	$(BIN)/python -m bench.ledger_append
 
 clean: ## Remove the virtualenv, caches and the demo database.
-	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(AGENTS) .demo .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -127,6 +127,10 @@ class Money:
         sign = "-" if value < 0 else ""
         return f"{sign}${abs(value):,.{places}f}"
 
+    def readable(self) -> str:
+        """Cents when exact, else to the micro-dollar, so small amounts never read as $0.00."""
+        return self.usd(2 if self.nanousd % NANO_PER_CENT == 0 else 6)
+
     def exact(self) -> str:
         """The exact dollar amount as a plain decimal string (for JSON and CSV)."""
         return format(self.to_decimal().normalize(), "f")

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tokenwage.core.errors import AllowanceExhausted, InvalidInput
-from tokenwage.core.money import NANO_PER_CENT, Money
+from tokenwage.core.money import Money
 from tokenwage.core.package import CapMode
 
 ChargeTarget = Literal["own", "pool"]
@@ -91,8 +91,8 @@ def check_hold(amount: Money, funds: Funds) -> HoldDecision:
     over_by = max(amount - spendable, _ZERO)
     if over_by and funds.cap is CapMode.HARD:
         raise AllowanceExhausted(
-            f"not enough allowance: {_dollars(spendable)} available, "
-            f"{_dollars(amount)} needed for this request",
+            f"not enough allowance: {spendable.readable()} available, "
+            f"{amount.readable()} needed for this request",
             available_nanousd=spendable.nanousd,
             needed_nanousd=amount.nanousd,
         )
@@ -116,8 +116,3 @@ def split_charge(cost: Money, funds: Funds) -> list[tuple[ChargeTarget, Money]]:
     if pool:
         parts.append(("pool", pool))
     return parts
-
-
-def _dollars(amount: Money) -> str:
-    """Cents when exact, else to the micro-dollar, so small amounts never read as $0.00."""
-    return amount.usd(2 if amount.nanousd % NANO_PER_CENT == 0 else 6)

@@ -181,7 +181,8 @@ async def send_error(send: Send, kind: ProviderKind, exc: BaseException, request
     if shape.should_retry is not None:
         headers.append((b"x-should-retry", b"true" if shape.should_retry else b"false"))
     if kind == "openai" and isinstance(exc, AllowanceExhausted):
-        headers.append((b"x-codex-promo-message", _header_text(message)))
+        # Codex shows it followed by ", or try again at <date>": no full stop of our own
+        headers.append((b"x-codex-promo-message", _header_text(message.rstrip(". "))))
     body = error_body(kind, shape, message, request_id, param, exc)
     status = shape.status_for(kind)
     await send_json(send, status, body, headers)

@@ -212,7 +212,7 @@ class DbMeter:
             cap=allowance.cap if allowance else CapMode.HARD,
             overdraft=allowance.overdraft if allowance else Money(0),
         )
-        text = f"{allowance.amount} per {allowance.period}" if allowance else "no allowance"
+        text = f"{allowance.amount.readable()} per {allowance.period}" if allowance else "none"
         info = _PayerInfo(payer, person.email, text, next_refill(packages, tz, now), tz)
         self._payers[person_id] = (info, time.monotonic() + PAYER_TTL_S)
         return info
@@ -226,8 +226,8 @@ class DbMeter:
         needed = Money(exc.needed_nanousd)
         message = (
             f"tokenwage: token allowance exhausted for {info.email}. "
-            f"Available {available.usd()} (balance, team pool and overdraft, less requests in "
-            f"flight); this request may cost up to {needed.usd()}. Allowance: "
+            f"Available {available.readable()} (balance, team pool and overdraft, less requests in "
+            f"flight); this request may cost up to {needed.readable()}. Allowance: "
             f"{info.allowance_text}; {refill}. Ask your manager for a grant if you need more."
         )
         return AllowanceExhausted(
