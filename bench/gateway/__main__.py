@@ -1,0 +1,406 @@
+"""Gateway benchmark: latency added over the mock upstream, and throughput, measured with wrk.
+
+    .venv/bin/python -m bench.gateway [--duration 5] [--workers 2] [--quick]
+
+It makes a temporary SQLite database (migrated, WAL, ``synchronous=FULL`` as always), seeds
+one org, one person with a huge monthly allowance and one tokenwage key, then starts
+``tokenwage serve --workers N`` as a subprocess (enforcement and the ledger on, as in
+production: every request is authorized against the allowance and settled into the ledger)
+with ``TOKENWAGE_OPENAI_BASE_URL`` pointing at ``tokenwage mock-upstream`` on a fixed port.
+
+For each scenario the mock upstream is (re)started with that scenario's flags:
+
+* ``non-stream``: ``POST /v1/chat/completions``, JSON answer;
+* ``stream 5``: ``"stream": true``, 5 content chunks, no delay;
+* ``stream 100 trickled``: 100 content chunks with ``--chunk-delay-ms`` (default 1) between
+  them, so one answer takes a little over 100 ms.
+
+and three loads run with wrk (``bench/gateway/post.lua``), first against the mock directly,
+then against the gateway, each for ``--duration`` seconds (at most 10) after a short warm-up:
+
+* ``1 conn``: one connection, one request after the other (closed loop);
+* ``500 rps``: 500 requests/s paced by the Lua script (one wrk thread, enough connections);
+  wrk's latency clock starts when a request is written, so pacing waits are not counted;
+* ``32 conn``: 32 connections, two wrk threads, as fast as they go (throughput).
+
+Reported per scenario and load: median and p99 latency and requests/s, direct and through
+the gateway, and the added latency (gateway percentile minus direct percentile). Then the
+machine facts and the load average before and after. Everything is on 127.0.0.1; every
+process started here is stopped and the temporary directory removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bench.machine import machine_facts
+from tokenwage.core.money import Money
+from tokenwage.core.org import Org, Person, Team
+from tokenwage.core.package import Package, Period, TokenAllowance
+from tokenwage.services import books
+from tokenwage.services.keys import create_key
+from tokenwage.services.people import add_person, add_team
+from tokenwage.storage import migrate
+from tokenwage.storage.db import Database
+from tokenwage.storage.org_repo import OrgRepo
+
+TOKENWAGE = str(Path(sys.executable).parent / "tokenwage")
+LUA = Path(__file__).resolve().parent / "post.lua"
+ORG_KEY = "sk-bench-org-secret"
+PATH = "/v1/chat/completions"
+MAX_DURATION = 10.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    stream: bool
+    chunks: int
+    chunk_delay_ms: float
+
+
+@dataclass(frozen=True)
+class Load:
+    name: str
+    connections: int
+    threads: int
+    rate: int  # total requests/s; 0 = unpaced
+
+
+@dataclass(frozen=True)
+class Result:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    cpu_ms: float | None = None  # CPU time of the server under test (all its processes)
+
+    @property
+    def cpu_per_request_ms(self) -> float | None:
+        return self.cpu_ms / self.requests if self.cpu_ms is not None and self.requests else None
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.gateway", description=__doc__)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per load (<= 10)")
+    parser.add_argument("--workers", type=int, default=2, help="gateway worker processes")
+    parser.add_argument("--mock-workers", type=int, default=1, help="mock upstream workers")
+    parser.add_argument("--rate", type=int, default=500, help="paced load, requests/s")
+    parser.add_argument("--trickle-delay-ms", type=float, default=1.0)
+    parser.add_argument(
+        "--tmpdir", type=Path, default=None, help="where the SQLite file goes (default $TMPDIR)"
+    )
+    parser.add_argument("--quick", action="store_true", help="2 s per load")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
+        return 2
+    duration = float(min(max(round(2 if args.quick else args.duration), 1), MAX_DURATION))
+    warmup = 1.0
+    scenarios = [
+        Scenario("non-stream", False, 5, 0.0),
+        Scenario("stream 5 chunks", True, 5, 0.0),
+        Scenario(
+            f"stream 100 chunks, {args.trickle_delay_ms:g} ms apart",
+            True,
+            100,
+            args.trickle_delay_ms,
+        ),
+    ]
+    load_before = os.getloadavg()
+    started = datetime.now(UTC)
+    rows: list[tuple[Scenario, Load, Result, Result]] = []
+    with tempfile.TemporaryDirectory(prefix="tokenwage-bench-gateway-", dir=args.tmpdir) as tmp:
+        db_url = f"sqlite:///{Path(tmp) / 'tokenwage.db'}"
+        key = _seed(db_url)
+        mock_port = _free_port()
+        upstream = f"http://127.0.0.1:{mock_port}"
+        with _gateway(db_url, upstream, args.workers, Path(tmp)) as (gateway, gw_pgid):
+            for sc in scenarios:
+                loads = _loads(sc, args.rate)
+                with _mock(mock_port, sc, args.mock_workers, Path(tmp)) as mock_pgid:
+                    _check(upstream, ORG_KEY, sc)
+                    _check(gateway, key, sc)
+                    for load in loads:
+                        direct = _wrk(upstream, ORG_KEY, sc, load, duration, warmup, mock_pgid)
+                        via = _wrk(gateway, key, sc, load, duration, warmup, gw_pgid)
+                        rows.append((sc, load, direct, via))
+                        _progress(sc, load, direct, via)
+    load_after = os.getloadavg()
+    print(_markdown(rows, started, args.workers, args.mock_workers, duration))
+    print()
+    print(machine_facts().markdown())
+    print(f"- load average before: {_fmt_load(load_before)}; after: {_fmt_load(load_after)}")
+    return 0
+
+
+def _progress(sc: Scenario, load: Load, d: Result, g: Result) -> None:
+    print(
+        f"{sc.name:<32} {load.name:<8} direct {d.rps:8.0f} req/s p50 {d.p50_ms:6.2f} "
+        f"p99 {d.p99_ms:6.2f} | gateway {g.rps:8.0f} req/s p50 {g.p50_ms:6.2f} "
+        f"p99 {g.p99_ms:6.2f} cpu/req {_opt(g.cpu_per_request_ms)} errors {d.errors + g.errors}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _loads(sc: Scenario, rate: int) -> list[Load]:
+    # Enough connections that the paced load is never short of a free one: the answer
+    # time of the trickled stream (about chunks x delay) times the rate, with headroom.
+    answer_s = max(sc.chunks * sc.chunk_delay_ms / 1000.0, 0.002)
+    paced_conns = max(8, int(answer_s * rate * 1.6) + 1)
+    return [
+        Load("1 conn", 1, 1, 0),
+        Load(f"{rate} rps", paced_conns, 1, rate),
+        Load("32 conn", 32, 2, 0),
+    ]
+
+
+def _body(sc: Scenario) -> str:
+    body: dict[str, object] = {
+        "model": "gpt-4o",
+        "max_tokens": 256,
+        "messages": [{"role": "user", "content": "hello tokens:120"}],
+    }
+    if sc.stream:
+        body["stream"] = True
+    return json.dumps(body, separators=(",", ":"))
+
+
+def _wrk(
+    base: str, key: str, sc: Scenario, load: Load, duration: float, warmup: float, pgid: int
+) -> Result:
+    env = {**os.environ, "BENCH_BODY": _body(sc), "BENCH_AUTH": f"Bearer {key}"}
+    env["BENCH_RATE"] = str(load.rate / load.threads) if load.rate else "0"
+    cpu_before = 0.0
+    for seconds in (warmup, duration):
+        cpu_before = _cpu_ms(pgid)
+        cmd = [
+            "wrk",
+            f"-t{load.threads}",
+            f"-c{load.connections}",
+            f"-d{max(round(seconds), 1)}s",  # wrk takes whole seconds
+            "--timeout",
+            "5s",
+            "-s",
+            str(LUA),
+            f"{base}{PATH}",
+        ]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 20)
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed: {done.stderr or done.stdout}")
+        out = done.stdout
+    cpu_ms = _cpu_ms(pgid) - cpu_before
+    line = next(ln for ln in out.splitlines() if ln.startswith("BENCH "))
+    data = json.loads(line[len("BENCH ") :])
+    errors = sum(int(data[k]) for k in ("connect", "read", "write", "status", "timeout"))
+    return Result(
+        requests=int(data["requests"]),
+        seconds=int(data["duration_us"]) / 1e6,
+        p50_ms=int(data["p50_us"]) / 1000,
+        p99_ms=int(data["p99_us"]) / 1000,
+        errors=errors,
+        cpu_ms=cpu_ms,
+    )
+
+
+def _cpu_ms(pgid: int) -> float:
+    """User + system CPU time of every live process in process group ``pgid``, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid:  # fields[0] is the state, [1] ppid, [2] pgrp
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total * 1000.0 / ticks
+
+
+def _check(base: str, key: str, sc: Scenario) -> None:
+    """One request, to fail early (and to see the stream really has its chunks)."""
+    req = urllib.request.Request(
+        f"{base}{PATH}",
+        data=_body(sc).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        status, data = resp.status, resp.read()
+    if status != 200:
+        raise SystemExit(f"{base}: HTTP {status}: {data[:200]!r}")
+    if sc.stream:
+        events = data.count(b"data: ")
+        if b"[DONE]" not in data or events < sc.chunks:
+            raise SystemExit(f"{base}: stream of {events} events, wanted >= {sc.chunks}")
+
+
+def _markdown(
+    rows: list[tuple[Scenario, Load, Result, Result]],
+    started: datetime,
+    workers: int,
+    mock_workers: int,
+    duration: float,
+) -> str:
+    head = (
+        f"{started:%Y-%m-%d}, gateway `--workers {workers}`, mock upstream "
+        f"`--workers {mock_workers}`, {duration:g} s per load, latencies in ms\n\n"
+        "| scenario | load | direct req/s | gateway req/s | direct p50 | gateway p50 "
+        "| **added p50** | direct p99 | gateway p99 | **added p99** | CPU ms/req d/g "
+        "| errors d/g |\n"
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+    )
+    lines = [head]
+    for sc, load, d, g in rows:
+        lines.append(
+            f"| {sc.name} | {load.name} | {d.rps:,.0f} | {g.rps:,.0f} | {d.p50_ms:.2f} | "
+            f"{g.p50_ms:.2f} | **{g.p50_ms - d.p50_ms:+.2f}** | {d.p99_ms:.2f} | "
+            f"{g.p99_ms:.2f} | **{g.p99_ms - d.p99_ms:+.2f}** | "
+            f"{_opt(d.cpu_per_request_ms)}/{_opt(g.cpu_per_request_ms)} | "
+            f"{d.errors}/{g.errors} |"
+        )
+    return "\n".join(lines)
+
+
+def _opt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _fmt_load(load: tuple[float, float, float]) -> str:
+    return " ".join(f"{x:.2f}" for x in load)
+
+
+def _seed(db_url: str) -> str:
+    db = Database(db_url)
+    try:
+        migrate.upgrade(db)
+        now = datetime.now(UTC)
+        with db.begin() as conn:
+            OrgRepo(conn).save_org(Org("Bench", "UTC"))
+            add_team(conn, Team("bench", "Bench"))
+            add_person(conn, Person("bench@bench.example", "Bench", team_slug="bench"))
+            OrgRepo(conn).add_package(
+                "bench@bench.example",
+                Package(
+                    base_salary=Money.parse(1),
+                    allowance=TokenAllowance(Money.parse("1000000"), Period.MONTH),
+                    effective_from=(now - timedelta(days=40)).date(),
+                ),
+            )
+            books.run_allowances(conn, now)
+            _, raw = create_key(conn, email="bench@bench.example", name="bench", now=now)
+    finally:
+        db.dispose()
+    return raw
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, what: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{what} did not start: {log.read_text()[-2000:]}") from None
+            time.sleep(0.1)
+
+
+@contextmanager
+def _process(cmd: list[str], env: dict[str, str], port: int, log: Path, what: str) -> Iterator[int]:
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True
+        )
+        try:
+            _wait_port(port, proc, log, what)
+            yield proc.pid  # its own session, so also its process group
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+
+
+@contextmanager
+def _mock(port: int, sc: Scenario, workers: int, tmp: Path) -> Iterator[int]:
+    cmd = [
+        TOKENWAGE,
+        "mock-upstream",
+        "--port",
+        str(port),
+        "--stream-chunks",
+        str(sc.chunks),
+        "--chunk-delay-ms",
+        str(sc.chunk_delay_ms),
+        "--workers",
+        str(workers),
+        "--expected-api-key",
+        ORG_KEY,
+    ]
+    with _process(cmd, dict(os.environ), port, tmp / "mock.log", "mock upstream") as pgid:
+        yield pgid
+
+
+@contextmanager
+def _gateway(db_url: str, upstream: str, workers: int, tmp: Path) -> Iterator[tuple[str, int]]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "TOKENWAGE_OPENAI_BASE_URL": upstream,
+        "TOKENWAGE_OPENAI_API_KEY": ORG_KEY,
+        "TOKENWAGE_ANTHROPIC_BASE_URL": upstream,
+        "TOKENWAGE_ANTHROPIC_API_KEY": ORG_KEY,
+    }
+    cmd = [
+        TOKENWAGE,
+        "--database-url",
+        db_url,
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    with _process(cmd, env, port, tmp / "gateway.log", "gateway") as pgid:
+        yield f"http://127.0.0.1:{port}", pgid
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
