@@ -146,10 +146,13 @@ def test_concurrent_requests_across_two_workers_never_overspend(db: Database, db
         balance = ledger.balance("person:1")
         debits = [e for e in ledger.entries("person:1") if e.kind is EntryKind.USAGE]
         recorded = conn.execute(select(usage_records.c.status)).scalars().all()
+        provider_ids = conn.execute(select(usage_records.c.upstream_request_id)).scalars().all()
         assert list(ledger.verify()) == []
     assert balance >= 0, f"overspent: balance {Money(balance)}"
     assert len(debits) == statuses.count(200) == recorded.count(200)
     assert len(recorded) == statuses.count(200)  # refused requests are never recorded or billed
+    # the provider's own request id is kept, so importers recognise this usage later
+    assert all(provider_ids) and len(set(provider_ids)) == len(provider_ids)
 
 
 def test_sigkill_under_load_loses_no_received_response(db: Database, db_url: str) -> None:

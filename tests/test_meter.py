@@ -185,3 +185,36 @@ async def test_downgrade_below_threshold(db: Database, db_url: str) -> None:
     with db.begin() as conn:
         row = conn.execute(select(usage_records.c.model, usage_records.c.requested_model)).one()
     assert tuple(row) == ("claude-haiku-4-5", "claude-opus-4-1")
+
+
+async def test_usage_charged_at_the_gateway_is_not_charged_again_by_an_import(
+    db: Database, db_url: str
+) -> None:
+    from tokenwage.core.imported import ChargeMode, ImportedUsage
+    from tokenwage.services.importing import import_usage
+
+    raw, _ = _org(db, 100)
+    usage = TokenUsage(input_tokens=100, output_tokens=10)
+    async with running(db_url) as meter:
+        ticket = await meter.authorize(raw, _facts("twr_gw"))
+        await meter.settle(ticket, usage, status=200, upstream_request_id="req_provider_1")
+    seen_in_logs = ImportedUsage(
+        source="claude_code",
+        key="msg_1:req_provider_1",
+        used_utc=datetime.now(UTC),
+        provider="anthropic",
+        model=MODEL,
+        usage=usage,
+        upstream_request_id="req_provider_1",
+    )
+    with db.begin() as conn:
+        before = LedgerRepo(conn).balance("person:1")
+        summary = import_usage(
+            conn,
+            [seen_in_logs],
+            mode=ChargeMode.CHARGE,
+            pricer=Pricer(PricingPolicy()),
+            now=datetime.now(UTC),
+        )
+        assert (summary.via_gateway, summary.new) == (1, 0)
+        assert LedgerRepo(conn).balance("person:1") == before

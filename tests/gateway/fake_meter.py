@@ -87,7 +87,13 @@ class FakeMeter:
         return Ticket(facts, key, key.person_id, model, HOLD_NANOUSD, time.monotonic())
 
     async def settle(
-        self, ticket: Ticket, usage: TokenUsage | None, *, status: int, estimated: bool = False
+        self,
+        ticket: Ticket,
+        usage: TokenUsage | None,
+        *,
+        status: int,
+        estimated: bool = False,
+        upstream_request_id: str | None = None,
     ) -> None:
         started = time.monotonic()
         if self.settle_delay_s:

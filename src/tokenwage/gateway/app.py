@@ -316,7 +316,7 @@ class GatewayApp:
         if status >= 500:
             self.metrics.upstream_error(call.endpoint, f"http_{status}")
         usage, estimated = body_usage(api, data, status, facts)
-        await self._settle(call, usage, status=status, estimated=estimated)
+        await self._settle(call, usage, status=status, estimated=estimated, response=response)
         await self._send_whole(call, response, data, send)
 
     async def _relay_stream(
@@ -341,7 +341,9 @@ class GatewayApp:
         if usage is None:
             usage = tap.estimated_usage(call.ticket.facts.prompt_tokens_estimate)
         try:
-            await self._settle(call, usage, status=response.status, estimated=estimated)
+            await self._settle(
+                call, usage, status=response.status, estimated=estimated, response=response
+            )
         except Exception as exc:
             log.exception("settling %s failed; its stream is cut short", call.request_id)
             call.error = type(exc).__name__
@@ -353,12 +355,23 @@ class GatewayApp:
         await send({"type": "http.response.body", "body": tail, "more_body": False})
 
     async def _settle(
-        self, call: Call, usage: TokenUsage | None, *, status: int, estimated: bool
+        self,
+        call: Call,
+        usage: TokenUsage | None,
+        *,
+        status: int,
+        estimated: bool,
+        response: aiohttp.ClientResponse | None = None,
     ) -> None:
         assert call.ticket is not None
         call.closed = True
         call.usage, call.estimated = usage, estimated
-        await self.meter.settle(call.ticket, usage, status=status, estimated=estimated)
+        upstream_id = None
+        if response is not None:  # Anthropic: request-id; OpenAI: x-request-id
+            upstream_id = response.headers.get("request-id") or response.headers.get("x-request-id")
+        await self.meter.settle(
+            call.ticket, usage, status=status, estimated=estimated, upstream_request_id=upstream_id
+        )
 
     async def _cancel(self, call: Call, status: int) -> None:
         assert call.ticket is not None

@@ -143,7 +143,13 @@ class DbMeter:
         return Ticket(facts, key, key.person_id, model, amount.nanousd, time.monotonic())
 
     async def settle(
-        self, ticket: Ticket, usage: TokenUsage | None, *, status: int, estimated: bool = False
+        self,
+        ticket: Ticket,
+        usage: TokenUsage | None,
+        *,
+        status: int,
+        estimated: bool = False,
+        upstream_request_id: str | None = None,
     ) -> None:
         latency_ms = int((time.monotonic() - ticket.started_monotonic) * 1000)
         used = datetime.now(UTC) - timedelta(milliseconds=latency_ms)
@@ -162,6 +168,7 @@ class DbMeter:
                 estimated=estimated,
                 latency_ms=latency_ms,
                 used_utc=used,
+                upstream_request_id=upstream_request_id,
             )
         )
 

@@ -50,13 +50,22 @@ class Meter(Protocol):
         ...
 
     async def settle(
-        self, ticket: Ticket, usage: TokenUsage | None, *, status: int, estimated: bool = False
+        self,
+        ticket: Ticket,
+        usage: TokenUsage | None,
+        *,
+        status: int,
+        estimated: bool = False,
+        upstream_request_id: str | None = None,
     ) -> None:
         """Record the request and charge its cost; release the hold. Returns once durable.
 
         ``usage`` None means the upstream reported none (an upstream error): recorded,
         never charged. ``estimated`` marks usage the gateway had to estimate (a stream that
-        ended without its usage event). Idempotent per ``facts.request_id``.
+        ended without its usage event). ``upstream_request_id`` is the provider's own id of
+        the request (its ``request-id`` / ``x-request-id`` header), kept so the same request
+        found later in an agent's logs is known as already charged. Idempotent per
+        ``facts.request_id``.
         """
         ...
 

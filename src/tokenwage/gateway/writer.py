@@ -51,6 +51,7 @@ class Settlement:
     estimated: bool
     latency_ms: int
     used_utc: datetime
+    upstream_request_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -222,4 +223,5 @@ def _record(s: Settlement, now: datetime) -> dict[str, Any]:
         "latency_ms": s.latency_ms,
         "used_utc": s.used_utc,
         "recorded_utc": now,
+        "upstream_request_id": (s.upstream_request_id or "")[:200] or None,
     }
