@@ -11,13 +11,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import aiohttp
 from sqlalchemy import select
@@ -26,19 +23,13 @@ from tokenwage.core.ledger import EntryKind
 from tokenwage.core.money import Money
 from tokenwage.mock_upstream.config import MockConfig
 from tokenwage.mock_upstream.testing import start_mock_upstream
+from tokenwage.processes import gateway_process
 from tokenwage.services.sandbox import one_person_org
 from tokenwage.storage.db import Database
 from tokenwage.storage.ledger_repo import LedgerRepo
 from tokenwage.storage.schema import usage_records
 
-TOKENWAGE = str(Path(sys.executable).parent / "tokenwage")
 ORG_KEY = "sk-org-secret"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _seed(db: Database, allowance_usd: str) -> str:
@@ -50,56 +41,8 @@ def _seed(db: Database, allowance_usd: str) -> str:
 def _gateway(
     db_url: str, upstream: str, workers: int
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "TOKENWAGE_OPENAI_BASE_URL": upstream,
-        "TOKENWAGE_OPENAI_API_KEY": ORG_KEY,
-        "TOKENWAGE_ANTHROPIC_BASE_URL": upstream,
-        "TOKENWAGE_ANTHROPIC_API_KEY": ORG_KEY,
-    }
-    proc = subprocess.Popen(
-        [
-            TOKENWAGE,
-            "--database-url",
-            db_url,
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    err = proc.stderr.read().decode() if proc.stderr else ""
-                    raise AssertionError(f"gateway did not start: {err}") from None
-                time.sleep(0.1)
-        yield base, proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
+    with gateway_process(db_url, upstream, ORG_KEY, workers=workers) as running:
+        yield running
 
 
 def _chat(max_tokens: int, out_tokens: int, stream: bool = False) -> dict[str, object]:

@@ -35,31 +35,23 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.machine import machine_facts
 from tokenwage.core.money import Money
-from tokenwage.core.org import Org, Person, Team
-from tokenwage.core.package import Package, Period, TokenAllowance
-from tokenwage.services import books
-from tokenwage.services.keys import create_key
-from tokenwage.services.people import add_person, add_team
+from tokenwage.processes import child_process, free_port, gateway_process
+from tokenwage.services.sandbox import one_person_org
 from tokenwage.storage import migrate
 from tokenwage.storage.db import Database
-from tokenwage.storage.org_repo import OrgRepo
 
-TOKENWAGE = str(Path(sys.executable).parent / "tokenwage")
 LUA = Path(__file__).resolve().parent / "post.lua"
 ORG_KEY = "sk-bench-org-secret"
 PATH = "/v1/chat/completions"
@@ -133,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="tokenwage-bench-gateway-", dir=args.tmpdir) as tmp:
         db_url = f"sqlite:///{Path(tmp) / 'tokenwage.db'}"
         key = _seed(db_url)
-        mock_port = _free_port()
+        mock_port = free_port()
         upstream = f"http://127.0.0.1:{mock_port}"
         with _gateway(db_url, upstream, args.workers, Path(tmp)) as (gateway, gw_pgid):
             for sc in scenarios:
@@ -298,108 +290,29 @@ def _seed(db_url: str) -> str:
     db = Database(db_url)
     try:
         migrate.upgrade(db)
-        now = datetime.now(UTC)
         with db.begin() as conn:
-            OrgRepo(conn).save_org(Org("Bench", "UTC"))
-            add_team(conn, Team("bench", "Bench"))
-            add_person(conn, Person("bench@bench.example", "Bench", team_slug="bench"))
-            OrgRepo(conn).add_package(
-                "bench@bench.example",
-                Package(
-                    base_salary=Money.parse(1),
-                    allowance=TokenAllowance(Money.parse("1000000"), Period.MONTH),
-                    effective_from=(now - timedelta(days=40)).date(),
-                ),
+            return one_person_org(
+                conn, Money.parse("1000000"), email="bench@bench.example", key_name="bench"
             )
-            books.run_allowances(conn, now)
-            _, raw = create_key(conn, email="bench@bench.example", name="bench", now=now)
     finally:
         db.dispose()
-    return raw
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, what: str) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"{what} did not start: {log.read_text()[-2000:]}") from None
-            time.sleep(0.1)
-
-
-@contextmanager
-def _process(cmd: list[str], env: dict[str, str], port: int, log: Path, what: str) -> Iterator[int]:
-    with log.open("wb") as err:
-        proc = subprocess.Popen(
-            cmd, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True
-        )
-        try:
-            _wait_port(port, proc, log, what)
-            yield proc.pid  # its own session, so also its process group
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
 
 
 @contextmanager
 def _mock(port: int, sc: Scenario, workers: int, tmp: Path) -> Iterator[int]:
-    cmd = [
-        TOKENWAGE,
-        "mock-upstream",
-        "--port",
-        str(port),
-        "--stream-chunks",
-        str(sc.chunks),
-        "--chunk-delay-ms",
-        str(sc.chunk_delay_ms),
-        "--workers",
-        str(workers),
-        "--expected-api-key",
-        ORG_KEY,
-    ]
-    with _process(cmd, dict(os.environ), port, tmp / "mock.log", "mock upstream") as pgid:
-        yield pgid
+    args = ["mock-upstream", "--port", str(port), "--stream-chunks", str(sc.chunks)]
+    args += ["--chunk-delay-ms", str(sc.chunk_delay_ms), "--workers", str(workers)]
+    args += ["--expected-api-key", ORG_KEY]
+    with (tmp / "mock.log").open("wb") as log:
+        with child_process(args, port=port, what="the mock upstream", stderr=log) as proc:
+            yield proc.pid  # its own session, so also its process group
 
 
 @contextmanager
 def _gateway(db_url: str, upstream: str, workers: int, tmp: Path) -> Iterator[tuple[str, int]]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "TOKENWAGE_OPENAI_BASE_URL": upstream,
-        "TOKENWAGE_OPENAI_API_KEY": ORG_KEY,
-        "TOKENWAGE_ANTHROPIC_BASE_URL": upstream,
-        "TOKENWAGE_ANTHROPIC_API_KEY": ORG_KEY,
-    }
-    cmd = [
-        TOKENWAGE,
-        "--database-url",
-        db_url,
-        "serve",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    with _process(cmd, env, port, tmp / "gateway.log", "gateway") as pgid:
-        yield f"http://127.0.0.1:{port}", pgid
+    with (tmp / "gateway.log").open("wb") as log:
+        with gateway_process(db_url, upstream, ORG_KEY, workers=workers, stderr=log) as (url, proc):
+            yield url, proc.pid
 
 
 if __name__ == "__main__":
