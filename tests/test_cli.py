@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -24,8 +23,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select, text
 
+from tests.cli_runner import Cli
 from tokenwage import __version__
-from tokenwage.cli.app import main
 from tokenwage.core.ledger import Entry, EntryDraft, EntryKind, entry_hash
 from tokenwage.core.money import Money
 from tokenwage.core.org import Org
@@ -36,39 +35,6 @@ from tokenwage.storage.schema import accounts, ledger_entries, org, people, team
 
 BERLIN = "Europe/Berlin"
 RUN_AT = "2026-03-15T12:00:00Z"  # allowance runs in these tests happen "as of" this instant
-
-
-@dataclass(frozen=True)
-class Ran:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-class Cli:
-    """``tokenwage --database-url URL ...`` in-process."""
-
-    def __init__(self, url: str, capsys: pytest.CaptureFixture[str]) -> None:
-        self.url = url
-        self.capsys = capsys
-
-    def __call__(self, *args: str) -> Ran:
-        self.capsys.readouterr()
-        code = 0
-        try:
-            main(["--database-url", self.url, *args])
-        except SystemExit as exc:  # Click exits even on success
-            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
-        captured = self.capsys.readouterr()
-        return Ran(code, captured.out, captured.err)
-
-    def ok(self, *args: str) -> Ran:
-        ran = self(*args)
-        assert ran.code == 0, f"tokenwage {' '.join(args)} exited {ran.code}: {ran.err}"
-        return ran
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import Cli
+from tests.cli_runner import Cli
 from tokenwage.storage.db import Database
 
 from .conftest import dumps, ledger_count, stored

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -11,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from tests.cli_runner import Cli
 from tests.importers.logs import (
     claude_line,
     codex_count,
@@ -20,39 +19,8 @@ from tests.importers.logs import (
     write,
 )
 from tests.importers.test_csv_usage import GOOD, HEADER
-from tokenwage.cli.app import main
 from tokenwage.storage.db import Database
 from tokenwage.storage.schema import import_cursors, ledger_entries, usage_records
-
-
-@dataclass(frozen=True)
-class Ran:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-class Cli:
-    def __init__(self, url: str, capsys: pytest.CaptureFixture[str]) -> None:
-        self.url, self.capsys = url, capsys
-
-    def __call__(self, *args: str) -> Ran:
-        self.capsys.readouterr()
-        code = 0
-        try:
-            main(["--database-url", self.url, *args])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
-        captured = self.capsys.readouterr()
-        return Ran(code, captured.out, captured.err)
-
-    def ok(self, *args: str) -> Ran:
-        ran = self(*args)
-        assert ran.code == 0, f"tokenwage {' '.join(args)} exited {ran.code}: {ran.err}"
-        return ran
 
 
 @pytest.fixture
