@@ -99,15 +99,7 @@ class TokenUsage:
         ``prompt_tokens`` includes ``prompt_tokens_details.cached_tokens`` (subtracted here);
         ``completion_tokens`` includes ``completion_tokens_details.reasoning_tokens``.
         """
-        report = _Report(usage, "OpenAI chat usage")
-        prompt = report.count("prompt_tokens")
-        cached = report.count("prompt_tokens_details", "cached_tokens")
-        return cls(
-            input_tokens=report.uncached(prompt, "prompt_tokens", cached, "cached_tokens"),
-            cache_read_tokens=cached,
-            output_tokens=report.count("completion_tokens"),
-            reasoning_tokens=report.count("completion_tokens_details", "reasoning_tokens"),
-        )
+        return cls._from_openai(usage, "OpenAI chat usage", "prompt", "completion")
 
     @classmethod
     def from_openai_responses(cls, usage: Mapping[str, Any]) -> TokenUsage:
@@ -116,14 +108,22 @@ class TokenUsage:
         ``input_tokens`` includes ``input_tokens_details.cached_tokens`` (subtracted here);
         ``output_tokens`` includes ``output_tokens_details.reasoning_tokens``.
         """
-        report = _Report(usage, "OpenAI Responses usage")
-        prompt = report.count("input_tokens")
-        cached = report.count("input_tokens_details", "cached_tokens")
+        return cls._from_openai(usage, "OpenAI Responses usage", "input", "output")
+
+    @classmethod
+    def _from_openai(
+        cls, usage: Mapping[str, Any], what: str, prompt: str, completion: str
+    ) -> TokenUsage:
+        """Both OpenAI shapes: ``{prompt}_tokens`` with ``{prompt}_tokens_details``, and
+        ``{completion}_tokens`` with ``{completion}_tokens_details``."""
+        report = _Report(usage, what)
+        total = report.count(f"{prompt}_tokens")
+        cached = report.count(f"{prompt}_tokens_details", "cached_tokens")
         return cls(
-            input_tokens=report.uncached(prompt, "input_tokens", cached, "cached_tokens"),
+            input_tokens=report.uncached(total, f"{prompt}_tokens", cached, "cached_tokens"),
             cache_read_tokens=cached,
-            output_tokens=report.count("output_tokens"),
-            reasoning_tokens=report.count("output_tokens_details", "reasoning_tokens"),
+            output_tokens=report.count(f"{completion}_tokens"),
+            reasoning_tokens=report.count(f"{completion}_tokens_details", "reasoning_tokens"),
         )
 
     @classmethod
