@@ -23,12 +23,7 @@ def usage_meta(
         "source": source,
         "provider": provider,
         "model": model,
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "cache_read_tokens": usage.cache_read_tokens,
-        "cache_write_tokens": usage.cache_write_tokens,
-        "cache_write_1h_tokens": usage.cache_write_1h_tokens,
-        "reasoning_tokens": usage.reasoning_tokens,
+        **usage.counts(),
         "request_id": request_id,
     }
 

@@ -91,6 +91,10 @@ class TokenUsage:
         """Every token once: the prompt plus the output (reasoning is inside the output)."""
         return self.prompt_tokens + self.output_tokens
 
+    def counts(self) -> dict[str, int]:
+        """Every token count by field name (the usage-record columns and ledger meta keys)."""
+        return {name: getattr(self, name) for name in _FIELDS}
+
     # -- provider reports ---------------------------------------------------------------
     @classmethod
     def from_openai_chat(cls, usage: Mapping[str, Any]) -> TokenUsage:
