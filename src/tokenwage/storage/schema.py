@@ -277,3 +277,79 @@ audit_log = Table(
     Column("action", String(64), nullable=False),
     Column("detail", Text, nullable=False),
 )
+
+# --- dashboard: who may sign in, their sessions and API tokens, their preferences ---------
+
+# A person who may sign in to the dashboard. The role is the person's ``people.role``; only
+# an argon2id hash of the password is kept.
+logins = Table(
+    "logins",
+    metadata,
+    Column("person_id", Integer, ForeignKey("people.id"), primary_key=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("created_utc", UTCDateTime, nullable=False),
+    Column("password_changed_utc", UTCDateTime, nullable=False),
+    Column("last_login_utc", UTCDateTime, nullable=True),
+    Column("disabled_utc", UTCDateTime, nullable=True),
+)
+
+# Browser sessions: the cookie holds a random token, the table its SHA-256.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("token_sha256", String(64), primary_key=True),
+    Column("person_id", Integer, ForeignKey("people.id"), nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_utc", UTCDateTime, nullable=False),
+    Column("expires_utc", UTCDateTime, nullable=False, index=True),
+    Column("last_seen_utc", UTCDateTime, nullable=False),
+)
+
+# Bearer tokens for scripts calling the REST API; they act with their owner's role.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("person_id", Integer, ForeignKey("people.id"), nullable=False, index=True),
+    Column("name", String(100), nullable=False),
+    Column("prefix", String(24), nullable=False, unique=True),
+    Column("secret_sha256", String(64), nullable=False, unique=True),
+    Column("created_utc", UTCDateTime, nullable=False),
+    Column("expires_utc", UTCDateTime, nullable=True),
+    Column("revoked_utc", UTCDateTime, nullable=True),
+    Column("last_used_utc", UTCDateTime, nullable=True),
+)
+
+# What each person chose to share: the leaderboard is opt-in, under a name or an alias.
+person_settings = Table(
+    "person_settings",
+    metadata,
+    Column("person_id", Integer, ForeignKey("people.id"), primary_key=True),
+    Column("leaderboard_opt_in", Integer, nullable=False, server_default="0"),
+    Column("leaderboard_alias", String(100), nullable=True),
+    Column("share_detail", Integer, nullable=False, server_default="0"),
+    Column("updated_utc", UTCDateTime, nullable=False),
+)
+
+# --- analytics: usage summed per org-local day, kept current by every writer of usage ----
+
+# One row per (day, person, provider, model, source): what the dashboard reads, so pages
+# stay fast with millions of usage records. Written in the same transaction as the records.
+usage_daily = Table(
+    "usage_daily",
+    metadata,
+    Column("day", Date, nullable=False),
+    Column("person_id", Integer, ForeignKey("people.id"), nullable=False),
+    Column("provider", String(64), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("source", String(40), nullable=False),
+    Column("requests", BigInteger, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cache_read_tokens", BigInteger, nullable=False),
+    Column("cache_write_tokens", BigInteger, nullable=False),
+    Column("reasoning_tokens", BigInteger, nullable=False),
+    Column("cost_nanousd", Money, nullable=False),
+    UniqueConstraint("day", "person_id", "provider", "model", "source"),
+    Index(None, "person_id", "day"),
+)
