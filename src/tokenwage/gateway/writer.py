@@ -32,10 +32,10 @@ from tokenwage.core.spending import Funds
 from tokenwage.core.usage import TokenUsage
 from tokenwage.gateway.holds import Payer, read_funds
 from tokenwage.gateway.ticket import Ticket
-from tokenwage.storage.bulk import insert_rows
 from tokenwage.storage.db import Database
 from tokenwage.storage.ledger_repo import LedgerRepo
 from tokenwage.storage.schema import holds, usage_records, virtual_keys
+from tokenwage.storage.usage_rows import record_usage
 
 log = logging.getLogger("tokenwage.gateway.writer")
 T = TypeVar("T")
@@ -177,7 +177,7 @@ class GroupCommitWriter:
             funds[s.payer.person_id] = _after(f, new, s.payer)
         LedgerRepo(conn).append(drafts, now)
         if records:
-            insert_rows(conn, usage_records, records)
+            record_usage(conn, records)
             key_ids = sorted({s.ticket.key.id for s in batch})
             conn.execute(
                 update(virtual_keys).where(virtual_keys.c.id.in_(key_ids)).values(last_used_utc=now)

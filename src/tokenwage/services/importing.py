@@ -36,14 +36,16 @@ from tokenwage.core.errors import UnknownModelPrice
 from tokenwage.core.imported import ChargeMode, Identity, IdentityKind, ImportedUsage
 from tokenwage.core.ledger import EntryDraft, EntryKind
 from tokenwage.core.money import Money
+from tokenwage.core.org import zone
 from tokenwage.core.periods import local_date
 from tokenwage.core.pricing import PricedUsage, Pricer
 from tokenwage.core.spending import Funds
 from tokenwage.core.usage import TokenUsage
-from tokenwage.storage.bulk import existing, insert_rows
+from tokenwage.storage.bulk import existing
 from tokenwage.storage.ledger_repo import LedgerRepo
 from tokenwage.storage.org_repo import UNATTRIBUTED, OrgRepo, person_account, pool_account
 from tokenwage.storage.schema import identities, people, usage_records
+from tokenwage.storage.usage_rows import record_usage
 
 BATCH = 5000
 
@@ -102,7 +104,7 @@ def import_usage(
         rows, charges = _rows(fresh, priced, attributor, mode, now, summary)
         if dry_run or not rows:
             continue
-        insert_rows(conn, usage_records, rows)
+        record_usage(conn, rows, zone(tz))
         if mode is ChargeMode.CHARGE:
             drafts = _debits(conn, charges, tz, run)
             summary.ledger_entries += len(LedgerRepo(conn).append(drafts, now))
