@@ -11,7 +11,7 @@ CLAUDE_CODE_VERSION := 2.1.197
 CODEX_VERSION := 0.169.0
 AGENTS_STAMP := $(AGENTS)/.installed-claude-code-$(CLAUDE_CODE_VERSION)-codex-$(CODEX_VERSION)
 
-.PHONY: help install agents demo test lint typecheck pytest bench docs clean
+.PHONY: help install agents browser demo test lint typecheck pytest bench docs clean
 
 help: ## Show this help.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,13 @@ $(AGENTS_STAMP):
 agents: $(AGENTS_STAMP) ## Install Claude Code and Codex CLI (pinned, from npm) into .agents/.
 	@:
 
+# Debian's Chromium for the Playwright browser tests (tests/browser/); no Playwright download.
+browser: ## Install Debian's Chromium and a font for the browser tests (apt, once).
+	@if [ -x /usr/bin/chromium ]; then echo "chromium: /usr/bin/chromium is installed"; else \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y --no-install-recommends chromium fonts-dejavu-core; fi
+
 demo: install ## Seed a demo organisation (SQLite, offline) and show balances and a statement.
 	$(BIN)/tokenwage --database-url $(DEMO_DB) demo run
 
@@ -43,7 +50,7 @@ lint: install ## ruff lint and format check.
 typecheck: install ## mypy --strict.
 	$(BIN)/mypy
 
-pytest: install agents ## The test suite, on SQLite and PostgreSQL.
+pytest: install agents browser ## The test suite, on SQLite and PostgreSQL.
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 test: lint typecheck pytest ## Everything CI runs: lint, type check, tests.
