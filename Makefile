@@ -38,7 +38,7 @@ browser: ## Install Debian's Chromium and a font for the browser tests (apt, onc
 	@if [ -x /usr/bin/chromium ]; then echo "chromium: /usr/bin/chromium is installed"; else \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y --no-install-recommends chromium fonts-dejavu-core; fi
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium fonts-dejavu-core; fi
 
 demo: install ## Seed a demo organisation (SQLite, offline) and show balances and a statement.
 	$(BIN)/tokenwage --database-url $(DEMO_DB) demo run
