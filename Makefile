@@ -11,7 +11,7 @@ CLAUDE_CODE_VERSION := 2.1.197
 CODEX_VERSION := 0.169.0
 AGENTS_STAMP := $(AGENTS)/.installed-claude-code-$(CLAUDE_CODE_VERSION)-codex-$(CODEX_VERSION)
 
-.PHONY: help install agents browser demo test lint typecheck pytest bench docs clean
+.PHONY: help install assets agents browser demo test lint typecheck pytest bench docs clean
 
 help: ## Show this help.
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,7 +22,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
-install: $(STAMP) ## Create .venv and install tokenwage with its dev tools.
+install: $(STAMP) assets ## Create .venv and install tokenwage with its dev tools.
+
+# The dashboard's chart library, pinned by assets/package-lock.json, served at /static/vendor/.
+ASSETS_STAMP := assets/node_modules/.installed-$(shell cat assets/package-lock.json | sha1sum | cut -c1-12)
+$(ASSETS_STAMP): assets/package.json assets/package-lock.json
+	@command -v npm >/dev/null || { echo "make assets: npm is required (Node.js 18+)" >&2; exit 1; }
+	npm ci --prefix assets --no-audit --no-fund --loglevel=error
+	@rm -f assets/node_modules/.installed-* && touch $@
+
+assets: $(ASSETS_STAMP) ## Install the dashboard's chart library (pinned, from npm) into assets/node_modules.
+	@:
 
 $(AGENTS_STAMP):
 	@command -v npm >/dev/null || { echo "make agents: npm is required (Node.js 18+)" >&2; exit 1; }
