@@ -238,6 +238,7 @@ usage_records = Table(
     Column("message_id", String(200), nullable=True, index=True),
     Column("charge_mode", String(8), nullable=False, server_default="charge"),  # charge | track
     Index(None, "used_utc"),
+    Index(None, "person_id", "used_utc"),  # a person's recent requests (dashboard)
 )
 
 # How far each importer has read each file or export, so a second run reads only what is

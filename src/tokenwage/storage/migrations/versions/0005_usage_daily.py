@@ -8,6 +8,10 @@ Create Date: 2026-12-06
 
 from __future__ import annotations
 
+from collections import defaultdict
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -45,6 +49,54 @@ def upgrade() -> None:
         ),
     )
     op.create_index(op.f("ix_usage_daily_person_id_day"), "usage_daily", ["person_id", "day"])
+    _backfill(op.get_bind())
+
+
+# Self-contained (no application imports), so this revision keeps working as the code moves on.
+_SUMS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cost_nanousd",
+)
+_BUCKET_SECONDS = 900  # every real UTC offset is a multiple of 15 minutes
+_DAILY = sa.table(
+    "usage_daily",
+    sa.column("day", sa.Date()),
+    *(sa.column(c, sa.String()) for c in ("provider", "model", "source")),
+    *(sa.column(c, sa.BigInteger()) for c in ("person_id", "requests", *_SUMS)),
+)
+
+
+def _backfill(conn: sa.Connection) -> None:
+    """Sum the usage records already there per org-local day: the database sums them per
+    15-minute UTC bucket, the buckets are placed on local dates here."""
+    tz = ZoneInfo(conn.execute(sa.text("SELECT timezone FROM org ORDER BY id")).scalar() or "UTC")
+    if conn.dialect.name == "sqlite":
+        bucket = f"CAST(strftime('%s', used_utc) AS INTEGER) / {_BUCKET_SECONDS}"
+    else:
+        bucket = f"FLOOR(EXTRACT(EPOCH FROM used_utc) / {_BUCKET_SECONDS})"
+    rows = conn.execute(
+        sa.text(
+            f"SELECT {bucket} AS bucket, person_id, provider, model, source, COUNT(*),"
+            " SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens),"
+            " SUM(cache_write_tokens + cache_write_1h_tokens), SUM(reasoning_tokens),"
+            " SUM(cost_nanousd) FROM usage_records WHERE person_id IS NOT NULL"
+            " GROUP BY 1, person_id, provider, model, source"
+        )
+    )
+    sums: dict[tuple[date, int, str, str, str], list[int]] = defaultdict(lambda: [0] * 7)
+    for bucket_no, person, provider, model, source, *values in rows:
+        start = datetime.fromtimestamp(int(bucket_no) * _BUCKET_SECONDS, UTC)
+        acc = sums[(start.astimezone(tz).date(), person, provider, model, source)]
+        for i, v in enumerate(values):
+            acc[i] += int(v)
+    cols = ("day", "person_id", "provider", "model", "source", "requests", *_SUMS)
+    batch = [dict(zip(cols, (*k, *v), strict=True)) for k, v in sorted(sums.items())]
+    for i in range(0, len(batch), 5000):
+        conn.execute(sa.insert(_DAILY), batch[i : i + 5000])
 
 
 def downgrade() -> None:
