@@ -12,6 +12,9 @@ from tokenwage.cli import serve
 from tokenwage.cli.common import State
 from tokenwage.core.errors import InvalidInput
 from tokenwage.gateway.app import GatewayApp
+from tokenwage.storage import migrate
+from tokenwage.storage.db import Database
+from tokenwage.web.combined import CombinedApp
 
 
 def cli() -> typer.Typer:
@@ -32,13 +35,16 @@ def test_serve_help_names_the_options() -> None:
         assert option in result.output
 
 
-def test_serve_refuses_to_start_without_providers(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_refuses_a_bad_web_setting_before_starting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     for name in ("OPENAI", "ANTHROPIC"):
         monkeypatch.delenv(f"TOKENWAGE_{name}_BASE_URL", raising=False)
     monkeypatch.delenv("TOKENWAGE_GATEWAY_CONFIG", raising=False)
+    monkeypatch.setenv("TOKENWAGE_WEB_OIDC_ISSUER", "https://sso.example")
     result = CliRunner().invoke(cli(), ["serve"])
     assert isinstance(result.exception, InvalidInput)
-    assert "no provider is configured" in str(result.exception)
+    assert "TOKENWAGE_WEB_OIDC_CLIENT_ID" in str(result.exception)
 
 
 def test_worker_factory_reads_the_environment(
@@ -53,9 +59,14 @@ def test_worker_factory_reads_the_environment(
     monkeypatch.setenv(serve.GATEWAY_CONFIG_ENV, str(config))
     monkeypatch.setenv(serve.DATABASE_URL_ENV, f"sqlite:///{tmp_path / 'db.sqlite'}")
     monkeypatch.setenv(serve.ACCESS_LOG_ENV, "0")
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    migrate.upgrade(db)
+    db.dispose()
     app = serve.factory()
-    assert isinstance(app, GatewayApp) and not app.access_log.enabled
-    (provider,) = app.config.providers
+    assert isinstance(app, CombinedApp)
+    gateway = app.gateway
+    assert isinstance(gateway, GatewayApp) and not gateway.access_log.enabled
+    (provider,) = gateway.config.providers
     assert (provider.name, provider.base_url) == ("local", "http://127.0.0.1:1")
     with pytest.raises(RuntimeError, match="lifespan"):
-        _ = app.meter  # opened by the lifespan, in the worker's event loop
+        _ = gateway.meter  # opened by the lifespan, in the worker's event loop

@@ -1,8 +1,10 @@
-"""``tokenwage serve``: run the metering gateway.
+"""``tokenwage serve``: run the metering gateway and the dashboard on one port.
 
 Each uvicorn worker process builds its own app with :func:`factory` from the environment this
 command sets (the database URL, the gateway config path, the access-log switch), so the
-gateway's modules are imported only when serving, not by every CLI command.
+gateway's and the dashboard's modules are imported only when serving, not by every CLI
+command. Paths under ``/v1/``, ``/metrics`` and ``/health`` reach the gateway; everything
+else the dashboard and REST API (:mod:`tokenwage.web.combined`).
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tokenwage.cli.common import err, state
-from tokenwage.core.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from tokenwage.gateway.app import GatewayApp, OwnedMeter
+    from tokenwage.gateway.app import OwnedMeter
+    from tokenwage.web.combined import CombinedApp
 
 DATABASE_URL_ENV = "TOKENWAGE_DATABASE_URL"
 GATEWAY_CONFIG_ENV = "TOKENWAGE_GATEWAY_CONFIG"
@@ -46,20 +48,25 @@ def serve(
     ] = True,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
-    """Serve the OpenAI- and Anthropic-compatible metering gateway.
+    """Serve the metering gateway, the dashboard and the REST API on one port.
 
     Point clients at it with OPENAI_BASE_URL=http://HOST:PORT/v1 or
-    ANTHROPIC_BASE_URL=http://HOST:PORT and a tokenwage key as their API key.
+    ANTHROPIC_BASE_URL=http://HOST:PORT and a tokenwage key as their API key; open
+    http://HOST:PORT/ in a browser for the dashboard (see docs/web.md). Without a provider
+    the dashboard, API, `tokenwage push` and OTLP intake still work; model calls are refused.
     """
     import uvicorn
 
     from tokenwage.gateway.config import load_gateway_config
+    from tokenwage.web.settings import load_web_settings
 
     gateway_config = load_gateway_config(config)
+    load_web_settings()  # refuse a bad TOKENWAGE_WEB_* setting before any worker starts
     if not gateway_config.providers:
-        raise InvalidInput(
-            "no provider is configured: set TOKENWAGE_OPENAI_BASE_URL and "
-            "TOKENWAGE_OPENAI_API_KEY (or the ANTHROPIC pair), or pass --config"
+        err.print(
+            "[yellow]no provider is configured:[/] serving the dashboard, API and usage intake "
+            "only; model calls are refused. To forward them, set TOKENWAGE_OPENAI_BASE_URL and "
+            "TOKENWAGE_OPENAI_API_KEY (or the ANTHROPIC pair), or pass --config."
         )
     state(ctx).database()  # the schema must be current before any worker starts
     os.environ[DATABASE_URL_ENV] = state(ctx).url
@@ -67,8 +74,11 @@ def serve(
         os.environ[GATEWAY_CONFIG_ENV] = str(config.resolve())
     os.environ[ACCESS_LOG_ENV] = "1" if access_log else "0"
     metrics_dir = _metrics_dir(workers)
-    names = ", ".join(p.name for p in gateway_config.providers)
-    err.print(f"tokenwage gateway on http://{host}:{port} ({workers} worker(s); {names})")
+    names = ", ".join(p.name for p in gateway_config.providers) or "no providers"
+    err.print(
+        f"tokenwage on http://{host}:{port}: dashboard at /, gateway at /v1 "
+        f"({workers} worker(s); {names})"
+    )
     from tokenwage.gateway.app import UVICORN_OPTIONS
 
     try:
@@ -100,12 +110,15 @@ def _metrics_dir(workers: int) -> str | None:
     return created
 
 
-def factory() -> GatewayApp:
-    """The app of one worker (``uvicorn --factory``), from the environment :func:`serve` set."""
+def factory() -> CombinedApp:
+    """The app of one worker (``uvicorn --factory``), from the environment :func:`serve` set:
+    the gateway and the web app behind one dispatcher."""
     from tokenwage.config import load_settings
     from tokenwage.gateway.app import GatewayApp
     from tokenwage.gateway.config import load_gateway_config
     from tokenwage.gateway.metrics import AccessLog
+    from tokenwage.web.app import create_web_app
+    from tokenwage.web.combined import CombinedApp
 
     config = load_gateway_config()
     database_url = load_settings().database_url.get_secret_value()
@@ -116,7 +129,8 @@ def factory() -> GatewayApp:
         return await open_db_meter(database_url, config)
 
     log_stream = sys.stderr.buffer if os.environ.get(ACCESS_LOG_ENV, "1") == "1" else None
-    return GatewayApp(config, None, open_meter=open_meter, access_log=AccessLog(log_stream))
+    gateway = GatewayApp(config, None, open_meter=open_meter, access_log=AccessLog(log_stream))
+    return CombinedApp(gateway, create_web_app(database_url))
 
 
 def register(app: typer.Typer) -> None:
