@@ -58,6 +58,8 @@ def test_burn_down_balance_is_opening_plus_credits_minus_spend(
     assert b.forecast_end_nanousd == (
         b.left_now_nanousd + future_credits - days_ahead * b.daily_rate_nanousd
     )
+    end = b.days[-1]
+    assert end.forecast_spent_nanousd == end.spent_nanousd + days_ahead * b.daily_rate_nanousd
     if b.runs_out_on is not None:
         row = next(d for d in b.days if d.day == b.runs_out_on)
         assert row.forecast_nanousd is not None and row.forecast_nanousd < 0
@@ -220,3 +222,13 @@ def test_team_fairness() -> None:
     assert data.spread is not None and data.spread > 0
     assert rows[1].utilisation == Decimal("0.1") and rows[1].spread == 0
     assert rows[2].utilisation is None
+
+
+def test_month_seal_covers_every_chain_head() -> None:
+    heads = [("person:1", 3, "a" * 64), ("pool:data", 9, "b" * 64)]
+    seal = analytics.month_seal(heads)
+    assert seal == analytics.month_seal(list(reversed(heads)))
+    assert seal == analytics.month_seal([*heads, ("person:2", 0, "0" * 64)])
+    assert seal != analytics.month_seal([("person:1", 3, "c" * 64), ("pool:data", 9, "b" * 64)])
+    assert seal != analytics.month_seal([("person:1", 4, "a" * 64), ("pool:data", 9, "b" * 64)])
+    assert len(seal) == 64

@@ -8,7 +8,8 @@ integer nano-dollars: every division that yields money goes through
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -53,6 +54,7 @@ class BurnDay:
     left_nanousd: int | None  # balance at the end of the day; None for days still to come
     pace_nanousd: int  # what would be left spending evenly to zero at the window's end
     forecast_nanousd: int | None  # forecast balance at the end of the day (today onwards)
+    forecast_spent_nanousd: int | None  # forecast cumulative usage (today onwards)
 
 
 @dataclass(frozen=True)
@@ -105,10 +107,20 @@ def burn_down(
             left = opening_nanousd + credited - spent
             left_now = left
             forecast = left
-            row = BurnDay(d, credited, spent, left, pace, left if d == today else None)
+            now_row = d == today
+            row = BurnDay(
+                d,
+                credited,
+                spent,
+                left,
+                pace,
+                left if now_row else None,
+                spent if now_row else None,
+            )
         else:
             forecast += credits_by_day.get(d, 0) - rate
-            row = BurnDay(d, credited, spent, None, pace, forecast)
+            ahead = (d - today).days
+            row = BurnDay(d, credited, spent, None, pace, forecast, spent + ahead * rate)
         if runs_out is None and d >= today and (row.forecast_nanousd or 0) < 0:
             runs_out = d
         days.append(row)
@@ -286,3 +298,14 @@ def team_fairness(
         spread = gini([max(s, 0) for _, s in rows])
         out.append(TeamUse(team, len(rows), committed, spent, ratio(spent, committed), mid, spread))
     return sorted(out, key=lambda t: (-(t.utilisation or Decimal(-1)), t.team))
+
+
+# -- seals --------------------------------------------------------------------------------
+
+
+def month_seal(heads: Iterable[tuple[str, int, str]]) -> str:
+    """One SHA-256 over every chain's head (account, seq, hash) at a month's end: publish it
+    and a rewritten history no longer matches. Order-independent; a chain with no entry yet
+    contributes nothing."""
+    lines = sorted(f"{account} {seq} {digest}" for account, seq, digest in heads if seq > 0)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()

@@ -11,6 +11,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -19,13 +20,14 @@ from tokenwage.core.ledger import Entry, EntryDraft
 from tokenwage.core.money import Money
 from tokenwage.core.org import Org, Person, Role, Team, zone
 from tokenwage.core.package import CapMode, Package, Period, Rollover, TokenAllowance
-from tokenwage.core.pricing import Pricer, PricingPolicy
+from tokenwage.core.pricing import PricedUsage, Pricer, PricingPolicy
 from tokenwage.core.spending import Funds
 from tokenwage.core.usage import TokenUsage
 from tokenwage.services import books
 from tokenwage.services.people import add_person, add_team
 from tokenwage.storage.ledger_repo import LedgerRepo
 from tokenwage.storage.org_repo import OrgRepo, person_account, pool_account
+from tokenwage.storage.usage_rows import record_usage
 
 DEMO_TZ = "America/Los_Angeles"
 DEMO_DOMAIN = "acme.example"
@@ -63,6 +65,9 @@ STYLES: dict[str, tuple[tuple[str, str, int], ...]] = {
         ("anthropic", "claude-haiku-4-5", 10),
     ),
 }
+# Sessions of Claude models come from Claude Code's logs, OpenAI ones from Codex CLI's.
+AGENT_SOURCE = {"anthropic": "claude_code", "openai": "codex"}
+ENDPOINTS = {"anthropic": "/v1/messages", "openai": "/v1/responses"}
 LEVELS = (("L3", 150_000, 100), ("L4", 185_000, 150), ("L5", 225_000, 200), ("L6", 275_000, 300))
 
 
@@ -276,6 +281,7 @@ def _simulate_day(
     weekend = day.weekday() >= 5
     done = refused = 0
     drafts: list[EntryDraft] = []
+    records: list[dict[str, Any]] = []
     last_at = datetime.combine(day, time(8), tzinfo=tz).astimezone(UTC)
     for p in profiles:
         if weekend and rng.random() > p.weekend:
@@ -292,6 +298,7 @@ def _simulate_day(
                 continue
             provider, model = _pick(rng, STYLES[p.style])
             usage = _session_usage(rng, model)
+            source = AGENT_SOURCE[provider]
             cache.entries(own_key)
             funds = Funds(
                 own_balance=Money(cache.balance[own_key]),
@@ -299,10 +306,11 @@ def _simulate_day(
                 overdraft=p.allowance.overdraft,
                 cap=p.allowance.cap,
             )
-            cost = pricer.price(usage, provider, model, at_utc).cost
-            if cost > funds.spendable and funds.cap is CapMode.HARD:
+            priced = pricer.price(usage, provider, model, at_utc)
+            if priced.cost > funds.spendable and funds.cap is CapMode.HARD:
                 refused += 1
                 continue
+            request_id = f"{day.isoformat()}-{p.person.id}-{k}"
             new = books.charge_usage(
                 conn,
                 person=p.person,
@@ -310,8 +318,8 @@ def _simulate_day(
                 provider=provider,
                 model=model,
                 used_utc=at_utc,
-                source="demo",
-                request_id=f"{day.isoformat()}-{p.person.id}-{k}",
+                source=source,
+                request_id=request_id,
                 pricer=pricer,
                 funds=funds,
                 now=at_utc,
@@ -320,13 +328,47 @@ def _simulate_day(
                 cache.entries(d.account)
                 cache.balance[d.account] += d.amount_nanousd
             drafts += new
+            records.append(
+                _record(request_id, p.person.id, source, (provider, model), usage, priced, at_utc)
+            )
             last_at = max(last_at, at_utc)
             done += 1
+    record_usage(conn, records, tz)
     if drafts:
         for d in drafts:  # undo the optimistic update: append() applies them for real
             cache.balance[d.account] -= d.amount_nanousd
         cache.append(sorted(drafts, key=lambda d: d.effective_utc), min(last_at, now))
     return done, refused
+
+
+def _record(
+    request_id: str,
+    person_id: int,
+    source: str,
+    provider_model: tuple[str, str],
+    usage: TokenUsage,
+    priced: PricedUsage,
+    at: datetime,
+) -> dict[str, Any]:
+    """One coding session as a usage record, like the importers write them."""
+    return {
+        "request_id": f"{source}:{request_id}",
+        "person_id": person_id,
+        "key_id": None,
+        "source": source,
+        "provider": provider_model[0],
+        "model": provider_model[1],
+        "endpoint": ENDPOINTS[provider_model[0]],
+        **usage.counts(),
+        "cost_nanousd": priced.cost.nanousd,
+        "price_source": priced.source,
+        "estimated": 0,
+        "stream": 1,
+        "status": 200,
+        "used_utc": at,
+        "recorded_utc": at,
+        "session_id": f"session-{request_id}",
+    }
 
 
 def _pick(rng: random.Random, options: Sequence[tuple[str, str, int]]) -> tuple[str, str]:

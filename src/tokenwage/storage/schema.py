@@ -328,6 +328,7 @@ person_settings = Table(
     Column("person_id", Integer, ForeignKey("people.id"), primary_key=True),
     Column("leaderboard_opt_in", Integer, nullable=False, server_default="0"),
     Column("leaderboard_alias", String(100), nullable=True),
+    Column("leaderboard_show_name", Integer, nullable=False, server_default="0"),
     Column("share_detail", Integer, nullable=False, server_default="0"),
     Column("updated_utc", UTCDateTime, nullable=False),
 )

@@ -1,0 +1,227 @@
+"""Reading ``usage_daily`` and the ledger per local day: the queries every page shares."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Integer, cast, func, select
+
+from tokenwage.core import analytics
+from tokenwage.core.money import Money
+from tokenwage.core.org import zone
+from tokenwage.core.periods import local_date, local_midnight
+from tokenwage.storage.schema import accounts, ledger_entries, people, teams, usage_daily
+
+BUCKET_SECONDS = 900  # every real UTC offset is a multiple of 15 minutes
+_TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+
+
+@dataclass(frozen=True)
+class UsageTotals:
+    """Usage summed over some rows of ``usage_daily``."""
+
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_nanousd: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return (
+            self.input_tokens + self.output_tokens + self.cache_read_tokens
+        ) + self.cache_write_tokens
+
+    @property
+    def cost(self) -> Money:
+        return Money(self.cost_nanousd)
+
+    @property
+    def cache_hit_rate(self) -> Decimal | None:
+        return analytics.cache_hit_rate(
+            self.input_tokens, self.cache_read_tokens, self.cache_write_tokens
+        )
+
+    @property
+    def cost_per_request(self) -> Money | None:
+        return analytics.cost_per_request(self.cost_nanousd, self.requests)
+
+    def __add__(self, other: UsageTotals) -> UsageTotals:
+        return UsageTotals(
+            self.requests + other.requests,
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_read_tokens + other.cache_read_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
+            self.cost_nanousd + other.cost_nanousd,
+        )
+
+
+@dataclass(frozen=True)
+class Window:
+    """Local dates ``first`` to ``last`` inclusive, with today's local date."""
+
+    first: date
+    last: date
+    today: date
+
+    @property
+    def days(self) -> list[date]:
+        return [self.first + timedelta(days=i) for i in range((self.last - self.first).days + 1)]
+
+
+def month_window(now: datetime, tz: str) -> Window:
+    today = local_date(now, tz)
+    first = today.replace(day=1)
+    nxt = date(first.year + (first.month == 12), first.month % 12 + 1, 1)
+    return Window(first, nxt - timedelta(days=1), today)
+
+
+def trailing_window(now: datetime, tz: str, days: int) -> Window:
+    today = local_date(now, tz)
+    return Window(today - timedelta(days=days - 1), today, today)
+
+
+def _sums() -> list[Any]:
+    d = usage_daily.c
+    cols = [func.coalesce(func.sum(d.requests), 0).label("requests")]
+    cols += [func.coalesce(func.sum(d[c]), 0).label(c) for c in _TOKENS]
+    return [*cols, func.coalesce(func.sum(d.cost_nanousd), 0).label("cost_nanousd")]
+
+
+def _totals(r: Any) -> UsageTotals:
+    return UsageTotals(
+        requests=int(r.requests),
+        input_tokens=int(r.input_tokens),
+        output_tokens=int(r.output_tokens),
+        cache_read_tokens=int(r.cache_read_tokens),
+        cache_write_tokens=int(r.cache_write_tokens),
+        cost_nanousd=int(r.cost_nanousd),
+    )
+
+
+def usage_by(
+    conn: Connection,
+    group: Iterable[str],
+    first: date,
+    last: date,
+    *,
+    person_ids: Collection[int] | None = None,
+) -> dict[tuple[Any, ...], UsageTotals]:
+    """``usage_daily`` summed from ``first`` to ``last`` per the ``group`` columns, which
+    may be ``day``, ``person_id``, ``provider``, ``model``, ``source`` and ``team`` (the
+    person's team slug); for everyone or for ``person_ids``."""
+    d = usage_daily.c
+    keys: list[Any] = []
+    for name in group:
+        keys.append(teams.c.slug.label("team") if name == "team" else d[name])
+    q = select(*keys, *_sums()).where(d.day >= first, d.day <= last)
+    if "team" in group:
+        q = q.join(people, people.c.id == d.person_id).outerjoin(
+            teams, teams.c.id == people.c.team_id
+        )
+    if person_ids is not None:
+        q = q.where(d.person_id.in_(sorted(person_ids)))
+    if keys:
+        q = q.group_by(*keys)
+    out: dict[tuple[Any, ...], UsageTotals] = {}
+    n = len(keys)
+    for r in conn.execute(q):
+        out[tuple(r[:n])] = _totals(r)
+    return out
+
+
+def spend_by_day(
+    conn: Connection, first: date, last: date, person_ids: Collection[int] | None = None
+) -> dict[date, int]:
+    rows = usage_by(conn, ["day"], first, last, person_ids=person_ids)
+    return {k[0]: v.cost_nanousd for k, v in rows.items()}
+
+
+def person_spend_by_day(
+    conn: Connection, first: date, last: date, person_ids: Collection[int] | None = None
+) -> dict[int, dict[date, int]]:
+    out: dict[int, dict[date, int]] = {}
+    for (person, day), v in usage_by(
+        conn, ["person_id", "day"], first, last, person_ids=person_ids
+    ).items():
+        out.setdefault(person, {})[day] = v.cost_nanousd
+    return out
+
+
+def _bucket(conn: Connection) -> Any:
+    """15-minute UTC buckets of ``ledger_entries.recorded_utc``, placed on local days later."""
+    col = ledger_entries.c.recorded_utc
+    if conn.dialect.name == "sqlite":
+        return cast(func.strftime("%s", col), Integer) // BUCKET_SECONDS
+    return func.floor(func.extract("epoch", col) / BUCKET_SECONDS)
+
+
+@dataclass(frozen=True)
+class LedgerDays:
+    """One account's money movements per local day since ``since`` (by recording time)."""
+
+    balance_now_nanousd: int
+    opening_nanousd: int  # the balance before ``since``
+    credits_by_day: dict[date, int]  # net of grants, adjustments and reversals
+    lapsed_by_day: dict[date, int]  # expiries, positive
+    usage_by_day: dict[date, int]  # usage charged, positive
+
+
+def ledger_days(conn: Connection, account_key: str, since: date, tz: str) -> LedgerDays:
+    """Reads the account's entries recorded since local midnight of ``since`` (indexed by
+    account and recording time), summed in the database per 15-minute bucket and kind."""
+    head = conn.execute(
+        select(accounts.c.id, accounts.c.balance_nanousd).where(accounts.c.key == account_key)
+    ).first()
+    if head is None:
+        return LedgerDays(0, 0, {}, {}, {})
+    e = ledger_entries.c
+    bucket = _bucket(conn).label("bucket")
+    q = (
+        select(bucket, e.kind, func.sum(e.amount_nanousd).label("amount"))
+        .where(e.account_id == head.id, e.recorded_utc >= local_midnight(since, tz))
+        .group_by(bucket, e.kind)
+    )
+    local = zone(tz)
+    sums: dict[str, dict[date, int]] = {"credit": {}, "expiry": {}, "usage": {}}
+    moved = 0
+    for r in conn.execute(q):
+        day = datetime.fromtimestamp(int(r.bucket) * BUCKET_SECONDS, UTC).astimezone(local).date()
+        amount = int(r.amount)
+        moved += amount
+        kind = r.kind if r.kind in ("expiry", "usage") else "credit"
+        sign = 1 if kind == "credit" else -1
+        sums[kind][day] = sums[kind].get(day, 0) + sign * amount
+    balance = int(head.balance_nanousd)
+    return LedgerDays(balance, balance - moved, sums["credit"], sums["expiry"], sums["usage"])
+
+
+def first_entry_utc(conn: Connection, account_key: str) -> datetime | None:
+    """When the account's first entry was recorded (index on account and recording time)."""
+    e = ledger_entries.c
+    q = (
+        select(e.recorded_utc)
+        .join(accounts, accounts.c.id == e.account_id)
+        .where(accounts.c.key == account_key)
+        .order_by(e.recorded_utc)
+        .limit(1)
+    )
+    found: datetime | None = conn.execute(q).scalar()
+    return found
+
+
+def person_names(conn: Connection, person_ids: Collection[int] | None = None) -> dict[int, str]:
+    q = select(people.c.id, people.c.name)
+    if person_ids is not None:
+        q = q.where(people.c.id.in_(sorted(person_ids)))
+    return {int(r.id): r.name for r in conn.execute(q)}
+
+
+def model_label(provider: str, model: str) -> str:
+    return f"{provider}/{model}"
