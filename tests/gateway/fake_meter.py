@@ -16,12 +16,14 @@ from datetime import UTC, datetime
 from tokenwage.core.errors import ModelNotAllowed, TokenwageError, Unauthenticated
 from tokenwage.core.imported import ImportedUsage
 from tokenwage.core.keys import KeyInfo
+from tokenwage.core.money import Money
 from tokenwage.core.usage import TokenUsage
 from tokenwage.gateway.ticket import RequestFacts, Ticket
 
 GOOD_KEY = "twk_0000aaaa_" + "a" * 43
 NARROW_KEY = "twk_0000bbbb_" + "b" * 43  # may use gpt-4o-mini and claude-haiku-* only
 HOLD_NANOUSD = 5_000_000
+NANOUSD_PER_TOKEN = 1_000  # what the fake charges: every token alike
 
 
 def key_info(key_id: int, prefix: str, allowed: tuple[str, ...] | None = None) -> KeyInfo:
@@ -94,11 +96,14 @@ class FakeMeter:
         status: int,
         estimated: bool = False,
         upstream_request_id: str | None = None,
-    ) -> None:
+    ) -> Money:
         started = time.monotonic()
         if self.settle_delay_s:
             await asyncio.sleep(self.settle_delay_s)
         self.settled.append(Settled(ticket, usage, status, estimated, started, time.monotonic()))
+        if usage is None:
+            return Money(0)
+        return Money((usage.prompt_tokens + usage.output_tokens) * NANOUSD_PER_TOKEN)
 
     async def cancel(self, ticket: Ticket, *, status: int) -> None:
         self.cancelled.append((ticket, status))

@@ -15,13 +15,18 @@ is released by the sweeper when it expires.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, text
 
+from tokenwage.core.errors import StoreUnavailable
 from tokenwage.core.money import Money
 from tokenwage.core.package import CapMode
 from tokenwage.core.spending import Funds, HoldDecision, check_hold
@@ -48,6 +53,9 @@ class PlacedHold:
     decision: HoldDecision
 
 
+LOCK_WAIT_S = 30.0
+"""How long a hold or a settlement batch waits for SQLite's write lock before giving up."""
+
 _FUNDS_SQL = text(
     """
     SELECT
@@ -69,6 +77,29 @@ _FUNDS_QMARK = (
 _INSERT_QMARK = (
     "INSERT INTO holds (request_id, person_id, amount_nanousd, pool_nanousd, pool_key,"
     " created_utc, expires_utc) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_LEASE_FUNDS_QMARK = (
+    "SELECT (SELECT balance_nanousd FROM accounts WHERE key = ?),"
+    " (SELECT COALESCE(SUM(amount_nanousd - pool_nanousd), 0) FROM holds"
+    "  WHERE person_id = ? AND expires_utc > ? AND request_id <> ?)"
+)
+_LEASE_FUNDS = text(
+    "SELECT (SELECT balance_nanousd FROM accounts WHERE key = :own),"
+    " (SELECT COALESCE(SUM(amount_nanousd - pool_nanousd), 0) FROM holds"
+    "  WHERE person_id = :person AND expires_utc > :now AND request_id <> :lease)"
+)
+_UPSERT_LEASE_TAIL = (
+    " ON CONFLICT (request_id) DO UPDATE SET amount_nanousd = excluded.amount_nanousd,"
+    " expires_utc = excluded.expires_utc"
+)
+_UPSERT_LEASE_QMARK = (
+    "INSERT INTO holds (request_id, person_id, amount_nanousd, pool_nanousd, pool_key,"
+    " created_utc, expires_utc) VALUES (?, ?, ?, 0, NULL, ?, ?)" + _UPSERT_LEASE_TAIL
+)
+_UPSERT_LEASE = text(
+    "INSERT INTO holds (request_id, person_id, amount_nanousd, pool_nanousd, pool_key,"
+    " created_utc, expires_utc) VALUES (:lease, :person, :amount, 0, NULL, :now, :exp)"
+    + _UPSERT_LEASE_TAIL
 )
 _LOCK_PG = text("SELECT id FROM accounts WHERE key IN (:own, :pool) ORDER BY id FOR UPDATE")
 _INSERT = text(
@@ -101,7 +132,65 @@ def _funds(payer: Payer, own: Any, own_held: Any, pool: Any, pool_held: Any) -> 
     )
 
 
-def _sqlite_ts(when: datetime) -> str:
+def read_funds_sqlite(cur: Any, payer: Payer, now: datetime) -> Funds:
+    """:func:`read_funds` on a sqlite3 cursor."""
+    stamp = sqlite_ts(now)
+    pool = payer.pool_key or ""
+    row = cur.execute(
+        _FUNDS_QMARK, (payer.account_key, payer.person_id, stamp, pool, pool, stamp)
+    ).fetchone()
+    return _funds(payer, row[0], row[1], row[2], row[3])
+
+
+def own_sqlite_connection(db: Database) -> Any:
+    """A driver connection of ``db`` taken out of its pool for good, that waits for the
+    write lock by polling (see :func:`immediate`) instead of SQLite's busy handler."""
+    raw = db.engine.raw_connection()
+    raw.detach()
+    cur = raw.cursor()
+    cur.execute("PRAGMA busy_timeout=0")
+    cur.close()
+    return raw
+
+
+@contextmanager
+def immediate(raw: Any) -> Iterator[Any]:
+    """A cursor of sqlite3 connection ``raw`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT``,
+    rolled back if the block raises.
+
+    Waiting for the write lock polls every 50-500 us. SQLite's own busy handler sleeps 1,
+    2, 5, 10 ... 100 ms between tries, so when two worker processes take turns with the lock
+    one of them can starve for hundreds of milliseconds; polling keeps the wait to about
+    the other's transaction.
+    """
+    cur = raw.cursor()
+    deadline = time.monotonic() + LOCK_WAIT_S
+    pause = 0.00005
+    while True:
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                cur.close()
+                raise
+            if time.monotonic() > deadline:
+                cur.close()
+                raise StoreUnavailable(f"the database stayed locked for {LOCK_WAIT_S:g} s") from exc
+            time.sleep(pause)
+            pause = min(pause * 2, 0.0005)
+    try:
+        yield cur
+        cur.execute("COMMIT")
+    except BaseException:
+        cur.execute("ROLLBACK")
+        raise
+    finally:
+        cur.close()
+
+
+def sqlite_ts(when: datetime) -> str:
+    """A UTC instant as the text SQLAlchemy's SQLite DateTime stores (naive UTC)."""
     return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
@@ -124,27 +213,17 @@ class HoldStore:
                 self._raw.close()
                 self._raw = None
 
+    def _cursor_conn(self) -> Any:
+        if self._raw is None:
+            self._raw = own_sqlite_connection(self.db)
+        return self._raw
+
     def _place_sqlite(
         self, payer: Payer, request_id: str, amount: Money, now: datetime, ttl: timedelta
     ) -> PlacedHold:
-        if self._raw is None:
-            self._raw = self.db.engine.raw_connection()
-        cur = self._raw.cursor()
-        stamp = _sqlite_ts(now)
-        cur.execute("BEGIN IMMEDIATE")
-        try:
-            row = cur.execute(
-                _FUNDS_QMARK,
-                (
-                    payer.account_key,
-                    payer.person_id,
-                    stamp,
-                    payer.pool_key or "",
-                    payer.pool_key or "",
-                    stamp,
-                ),
-            ).fetchone()
-            funds = _funds(payer, row[0], row[1], row[2], row[3])
+        stamp = sqlite_ts(now)
+        with immediate(self._cursor_conn()) as cur:
+            funds = read_funds_sqlite(cur, payer, now)
             decision = check_hold(amount, funds)
             own_part = min(amount, funds.available_own)
             pool_part = min(amount - own_part, funds.available_pool)
@@ -157,16 +236,65 @@ class HoldStore:
                     pool_part.nanousd,
                     payer.pool_key,
                     stamp,
-                    _sqlite_ts(now + ttl),
+                    sqlite_ts(now + ttl),
                 ),
             )
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-        finally:
-            cur.close()
         return PlacedHold(request_id, amount, pool_part, funds, decision)
+
+    def set_lease(
+        self,
+        payer: Payer,
+        lease_id: str,
+        decide: Callable[[Funds], int],
+        now: datetime,
+        ttl: timedelta,
+    ) -> int:
+        """Set lease ``lease_id`` (a hold row of a person without a team pool) to
+        ``decide(funds)`` in one transaction, where ``funds`` counts every hold but this
+        lease; 0 deletes it. ``decide`` may raise (``AllowanceExhausted``): nothing changes.
+        Returns the amount set."""
+        if self._sqlite:
+            with self._raw_lock, immediate(self._cursor_conn()) as cur:
+                row = cur.execute(
+                    _LEASE_FUNDS_QMARK,
+                    (payer.account_key, payer.person_id, sqlite_ts(now), lease_id),
+                ).fetchone()
+                total = decide(_funds(payer, row[0], row[1], 0, 0))
+                if total > 0:
+                    cur.execute(
+                        _UPSERT_LEASE_QMARK,
+                        (lease_id, payer.person_id, total, sqlite_ts(now), sqlite_ts(now + ttl)),
+                    )
+                else:
+                    cur.execute("DELETE FROM holds WHERE request_id = ?", (lease_id,))
+                return total
+        with self.db.begin() as conn:
+            conn.execute(text("SET LOCAL synchronous_commit = off"))
+            conn.execute(_LOCK_PG, {"own": payer.account_key, "pool": ""})
+            row = conn.execute(
+                _LEASE_FUNDS,
+                {
+                    "own": payer.account_key,
+                    "person": payer.person_id,
+                    "now": now,
+                    "lease": lease_id,
+                },
+            ).one()
+            total = decide(_funds(payer, row[0], row[1], 0, 0))
+            if total > 0:
+                conn.execute(
+                    _UPSERT_LEASE,
+                    {
+                        "lease": lease_id,
+                        "person": payer.person_id,
+                        "amount": total,
+                        "now": now,
+                        "exp": now + ttl,
+                    },
+                )
+            else:
+                conn.execute(text("DELETE FROM holds WHERE request_id = :rid"), {"rid": lease_id})
+            return total
 
     def funds(self, payer: Payer, now: datetime) -> Funds:
         with self.db.engine.connect() as conn:
@@ -219,5 +347,5 @@ class HoldStore:
 def _ts(conn: Connection, when: datetime) -> object:
     """Timestamps as the UTC column type stores them (naive UTC text on SQLite)."""
     if conn.dialect.name == "sqlite":
-        return _sqlite_ts(when)
+        return sqlite_ts(when)
     return when

@@ -29,8 +29,10 @@ from tokenwage.core.pricing import Pricer
 from tokenwage.core.usage import TokenUsage
 from tokenwage.gateway.config import GatewayConfig
 from tokenwage.gateway.holds import HoldStore, Payer
+from tokenwage.gateway.leases import Leases
+from tokenwage.gateway.settlement import Settlement
 from tokenwage.gateway.ticket import RequestFacts, Ticket
-from tokenwage.gateway.writer import GroupCommitWriter, Settlement
+from tokenwage.gateway.writer import GroupCommitWriter
 from tokenwage.services import books
 from tokenwage.services.importing import import_usage
 from tokenwage.services.pricing import pricer_for
@@ -43,6 +45,7 @@ log = logging.getLogger("tokenwage.gateway.meter")
 KEY_TTL_S = 5.0
 PAYER_TTL_S = 30.0
 SWEEP_EVERY_S = 15.0
+LEASES_EVERY_S = 1.0
 ALLOWANCES_EVERY_S = 30.0
 PRICING_EVERY_S = 60.0
 
@@ -64,10 +67,11 @@ class DbMeter:
         migrate.require_current(self.db)
         self.hold_db = Database(database_url, sqlite_synchronous="NORMAL")
         self.holds = HoldStore(self.hold_db)
+        self._ttl = timedelta(seconds=config.holds.ttl_seconds)
+        self.leases = Leases(self.holds, self._ttl)
         self.writer = GroupCommitWriter(self.db)
         self._keys: dict[str, tuple[KeyInfo | None, float]] = {}
         self._payers: dict[int, tuple[_PayerInfo, float]] = {}
-        self._ttl = timedelta(seconds=config.holds.ttl_seconds)
         with self.db.begin() as conn:
             self.pricer: Pricer = pricer_for(conn)
         self._tasks: list[asyncio.Task[None]] = []
@@ -76,6 +80,7 @@ class DbMeter:
         self.writer.start()
         for every, job in (
             (SWEEP_EVERY_S, self._sweep),
+            (LEASES_EVERY_S, self._maintain_leases),
             (ALLOWANCES_EVERY_S, self._run_allowances),
             (PRICING_EVERY_S, self._reload_pricing),
         ):
@@ -89,6 +94,7 @@ class DbMeter:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         await asyncio.to_thread(self.writer.stop)
+        self.leases.close(datetime.now(UTC))
         self.holds.close()
         self.db.dispose()
         self.hold_db.dispose()
@@ -136,11 +142,16 @@ class DbMeter:
         target = self.config.downgrade.target(model)
         if target and self.holds.funds(info.payer, now).spendable < self.config.downgrade.below:
             model, amount = target, self._worst_case(facts, target, now)
+        lease = None
         try:
-            self.holds.place(info.payer, facts.request_id, amount, now, self._ttl)
+            if info.payer.pool_key is None:
+                lease = self.leases.take(info.payer, facts.request_id, amount, now)
+            else:  # a team pool: the own/pool split is kept exact per request
+                self.holds.place(info.payer, facts.request_id, amount, now, self._ttl)
         except AllowanceExhausted as exc:
             raise self._exhausted(info, exc) from None
-        return Ticket(facts, key, key.person_id, model, amount.nanousd, time.monotonic())
+        started = time.monotonic()
+        return Ticket(facts, key, key.person_id, model, amount.nanousd, started, lease)
 
     async def settle(
         self,
@@ -150,7 +161,7 @@ class DbMeter:
         status: int,
         estimated: bool = False,
         upstream_request_id: str | None = None,
-    ) -> None:
+    ) -> Money:
         latency_ms = int((time.monotonic() - ticket.started_monotonic) * 1000)
         used = datetime.now(UTC) - timedelta(milliseconds=latency_ms)
         priced = (
@@ -158,22 +169,34 @@ class DbMeter:
             if usage is not None
             else None
         )
-        await self.writer.settle(
-            Settlement(
-                ticket=ticket,
-                payer=self._payer(ticket.person_id).payer,
-                usage=usage,
-                priced=priced,
-                status=status,
-                estimated=estimated,
-                latency_ms=latency_ms,
-                used_utc=used,
-                upstream_request_id=upstream_request_id,
-            )
+        settlement = Settlement(
+            ticket=ticket,
+            payer=self._payer(ticket.person_id).payer,
+            usage=usage,
+            priced=priced,
+            status=status,
+            estimated=estimated,
+            latency_ms=latency_ms,
+            used_utc=used,
+            upstream_request_id=upstream_request_id,
         )
+        try:
+            charged = await self.writer.settle(settlement)
+        except Exception:  # its batch rolled back: the lease row was not shrunk
+            if ticket.lease is not None:
+                self.leases.give_back(ticket.facts.request_id, 0)
+            raise
+        # (cancelled while waiting: the batch may still commit, so the hold stays counted)
+        if ticket.lease is not None:
+            consumed = min(charged.nanousd, ticket.hold_nanousd)
+            self.leases.give_back(ticket.facts.request_id, consumed)
+        return charged
 
     async def cancel(self, ticket: Ticket, *, status: int) -> None:
-        self.holds.release(ticket.facts.request_id)
+        if ticket.lease is not None:
+            self.leases.give_back(ticket.facts.request_id, 0)
+        else:
+            self.holds.release(ticket.facts.request_id)
 
     async def book_imported(self, key: KeyInfo, records: list[ImportedUsage]) -> int:
         owner = Identity(IdentityKind.EMAIL, self._payer(key.person_id).email)
@@ -256,6 +279,9 @@ class DbMeter:
         released = await asyncio.to_thread(self.holds.sweep, datetime.now(UTC))
         if released:
             log.info("released %d expired holds", released)
+
+    async def _maintain_leases(self) -> None:
+        self.leases.maintain(datetime.now(UTC))
 
     async def _run_allowances(self) -> None:
         result = await self.writer.call(lambda conn: books.run_allowances(conn, datetime.now(UTC)))

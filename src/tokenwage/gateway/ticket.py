@@ -11,6 +11,7 @@ from typing import Protocol
 
 from tokenwage.core.imported import ImportedUsage
 from tokenwage.core.keys import KeyInfo
+from tokenwage.core.money import Money
 from tokenwage.core.usage import TokenUsage
 
 
@@ -37,6 +38,7 @@ class Ticket:
     model: str  # the model to send upstream (differs from facts.model after a downgrade)
     hold_nanousd: int
     started_monotonic: float
+    lease: str | None = None  # the worker's lease the hold was taken from; None: a hold row
 
 
 class Meter(Protocol):
@@ -57,8 +59,9 @@ class Meter(Protocol):
         status: int,
         estimated: bool = False,
         upstream_request_id: str | None = None,
-    ) -> None:
-        """Record the request and charge its cost; release the hold. Returns once durable.
+    ) -> Money:
+        """Record the request and charge its cost; release the hold. Returns once durable,
+        with the amount charged (zero for a request already settled or not charged).
 
         ``usage`` None means the upstream reported none (an upstream error): recorded,
         never charged. ``estimated`` marks usage the gateway had to estimate (a stream that

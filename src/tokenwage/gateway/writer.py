@@ -1,5 +1,8 @@
 """Group commit: one thread settles many requests in one transaction.
 
+On SQLite the batch is written on the thread's own driver connection below SQLAlchemy
+(:mod:`tokenwage.gateway.settle_sqlite`); on PostgreSQL through the repositories.
+
 The event loop hands each finished request to :meth:`GroupCommitWriter.settle` and awaits
 it. The writer thread takes every settlement waiting (up to ``max_batch``), and in ONE
 transaction releases their holds, splits each cost over own allowance and team pool,
@@ -23,15 +26,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, select, text, update
 
-from tokenwage.core.charges import usage_drafts
 from tokenwage.core.money import Money
-from tokenwage.core.pricing import PricedUsage
-from tokenwage.core.spending import Funds
-from tokenwage.core.usage import TokenUsage
-from tokenwage.gateway.holds import Payer, read_funds
-from tokenwage.gateway.ticket import Ticket
+from tokenwage.gateway import settle_sqlite
+from tokenwage.gateway.holds import immediate, own_sqlite_connection, read_funds
+from tokenwage.gateway.settlement import Settlement, book, leases_consumed
 from tokenwage.storage.db import Database
 from tokenwage.storage.ledger_repo import LedgerRepo
 from tokenwage.storage.schema import holds, usage_records, virtual_keys
@@ -39,19 +39,9 @@ from tokenwage.storage.usage_rows import record_usage
 
 log = logging.getLogger("tokenwage.gateway.writer")
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Settlement:
-    ticket: Ticket
-    payer: Payer
-    usage: TokenUsage | None
-    priced: PricedUsage | None
-    status: int
-    estimated: bool
-    latency_ms: int
-    used_utc: datetime
-    upstream_request_id: str | None = None
+_SHRINK_LEASE = text(
+    "UPDATE holds SET amount_nanousd = GREATEST(amount_nanousd - :n, 0) WHERE request_id = :lease"
+)
 
 
 @dataclass(slots=True)
@@ -67,6 +57,7 @@ class GroupCommitWriter:
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="tokenwage-writer", daemon=True)
+        self._raw: Any = None  # SQLite: the thread's own driver connection
         self.batches = 0
         self.settled = 0
 
@@ -78,11 +69,15 @@ class GroupCommitWriter:
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
 
-    async def settle(self, s: Settlement) -> None:
-        fut: Future[None] = Future()
+    async def settle(self, s: Settlement) -> Money:
+        """Queue ``s``; returns what it charged once its batch is committed."""
+        fut: Future[Money] = Future()
         self._queue.put(_Job(s, None, fut))
-        await asyncio.wrap_future(fut)
+        return await asyncio.wrap_future(fut)
 
     async def call(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in the writer's thread, in a transaction of its own (allowance runs,
@@ -131,50 +126,41 @@ class GroupCommitWriter:
                     j.future.set_exception(exc)
 
     def _commit(self, settles: list[_Job]) -> None:
-        with self.db.begin() as conn:
-            self._write_batch(conn, [j.settlement for j in settles if j.settlement])
+        batch = [j.settlement for j in settles if j.settlement]
+        now = datetime.now(UTC)
+        if self.db.is_sqlite:
+            charged = self._commit_sqlite(batch, now)
+        else:
+            with self.db.begin() as conn:
+                charged = self._write_batch(conn, batch, now)
         self.batches += 1
         self.settled += len(settles)
-        for j in settles:
-            j.future.set_result(None)
+        for j, amount in zip(settles, charged, strict=True):
+            j.future.set_result(amount)
 
-    def _write_batch(self, conn: Connection, batch: list[Settlement]) -> None:
-        now = datetime.now(UTC)
+    def _commit_sqlite(self, batch: list[Settlement], now: datetime) -> list[Money]:
+        if self._raw is None:
+            self._raw = own_sqlite_connection(self.db)
+        with immediate(self._raw) as cur:
+            charged = settle_sqlite.write_batch(cur, batch, now)
+        return charged
+
+    def _write_batch(self, conn: Connection, batch: list[Settlement], now: datetime) -> list[Money]:
         ids = [s.ticket.facts.request_id for s in batch]
-        conn.execute(delete(holds).where(holds.c.request_id.in_(ids)))
+        held = [s.ticket.facts.request_id for s in batch if s.ticket.lease is None]
+        if held:
+            conn.execute(delete(holds).where(holds.c.request_id.in_(held)))
         done = set(
             conn.execute(
                 select(usage_records.c.request_id).where(usage_records.c.request_id.in_(ids))
             ).scalars()
         )
-        funds: dict[int, Funds] = {}
-        drafts = []
-        records = []
-        for s in batch:
-            rid = s.ticket.facts.request_id
-            if rid in done:
-                continue
-            done.add(rid)
-            records.append(_record(s, now))
-            if s.usage is None or s.priced is None:
-                continue  # an upstream error without usage: recorded, never charged
-            f = funds.get(s.payer.person_id) or read_funds(conn, s.payer, now)
-            new = usage_drafts(
-                s.priced,
-                s.usage,
-                f,
-                person_id=s.payer.person_id,
-                own_account=s.payer.account_key,
-                pool_account=s.payer.pool_key,
-                provider=s.ticket.facts.provider,
-                model=s.ticket.model,
-                used_utc=s.used_utc,
-                source="gateway",
-                request_id=rid,
-                extra_meta={"estimated": True} if s.estimated else None,
-            )
-            drafts += new
-            funds[s.payer.person_id] = _after(f, new, s.payer)
+        charged, drafts, records = book(
+            batch, done, now, lambda payer: read_funds(conn, payer, now)
+        )
+        consumed = leases_consumed(batch, charged)
+        if consumed:
+            conn.execute(_SHRINK_LEASE, [{"n": n, "lease": lease} for lease, n in consumed.items()])
         LedgerRepo(conn).append(drafts, now)
         if records:
             record_usage(conn, records)
@@ -182,41 +168,4 @@ class GroupCommitWriter:
             conn.execute(
                 update(virtual_keys).where(virtual_keys.c.id.in_(key_ids)).values(last_used_utc=now)
             )
-
-
-def _after(f: Funds, drafts: list[Any], payer: Payer) -> Funds:
-    own = sum(d.amount_nanousd for d in drafts if d.account == payer.account_key)
-    pool = sum(d.amount_nanousd for d in drafts if d.account != payer.account_key)
-    return Funds(
-        own_balance=f.own_balance + Money(own),
-        own_held=f.own_held,
-        pool_balance=f.pool_balance + Money(pool),
-        pool_held=f.pool_held,
-        overdraft=f.overdraft,
-        cap=f.cap,
-    )
-
-
-def _record(s: Settlement, now: datetime) -> dict[str, Any]:
-    u = s.usage or TokenUsage()
-    f = s.ticket.facts
-    return {
-        "request_id": f.request_id,
-        "person_id": s.payer.person_id,
-        "key_id": s.ticket.key.id,
-        "source": "gateway",
-        "provider": f.provider,
-        "model": s.ticket.model,
-        "requested_model": f.model if f.model != s.ticket.model else None,
-        "endpoint": f.endpoint,
-        **u.counts(),
-        "cost_nanousd": s.priced.cost.nanousd if s.priced and s.usage else 0,
-        "price_source": s.priced.source if s.priced and s.usage else None,
-        "estimated": int(s.estimated),
-        "stream": int(f.stream),
-        "status": s.status,
-        "latency_ms": s.latency_ms,
-        "used_utc": s.used_utc,
-        "recorded_utc": now,
-        "upstream_request_id": (s.upstream_request_id or "")[:200] or None,
-    }
+        return charged

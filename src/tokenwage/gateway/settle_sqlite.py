@@ -1,0 +1,166 @@
+"""One settlement batch on SQLite, on the writer's own driver connection (no SQLAlchemy).
+
+The same writes as :meth:`tokenwage.gateway.writer.GroupCommitWriter._write_batch` does on
+PostgreSQL through the repositories, in about a tenth of the CPU time: release the
+requests' holds (or shrink the worker's lease by what was consumed), skip requests already
+recorded (idempotency), price-split and chain the ledger debits
+(:func:`tokenwage.core.ledger.append`, the one hashing code), insert the usage records, add
+them to ``usage_daily`` (:func:`tokenwage.storage.usage_rows.daily_sums`: the same sums every
+other writer adds) and mark the keys used. Every list of ids is one bound JSON parameter.
+The caller wraps it in ``BEGIN IMMEDIATE`` ... ``COMMIT``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from tokenwage.core import ledger
+from tokenwage.core.ledger import EntryDraft, Head
+from tokenwage.core.money import Money
+from tokenwage.gateway.holds import read_funds_sqlite, sqlite_ts
+from tokenwage.gateway.settlement import Settlement, book, leases_consumed
+from tokenwage.storage.usage_rows import SUMMED, daily_sums
+
+_IN = "IN (SELECT value FROM json_each(?))"
+_ENTRY_COLUMNS = (
+    "account_id, seq, kind, amount_nanousd, effective_utc, recorded_utc, ref, memo,"
+    " expires_utc, meta, prev_hash, hash"
+)
+_INSERT_ENTRY = f"INSERT INTO ledger_entries ({_ENTRY_COLUMNS}) VALUES ({', '.join('?' * 12)})"
+_UPDATE_HEAD = (
+    "UPDATE accounts SET head_seq = ?, head_hash = ?, balance_nanousd = ?, head_recorded_utc = ?"
+    " WHERE id = ?"
+)
+_SHRINK_LEASE = "UPDATE holds SET amount_nanousd = MAX(amount_nanousd - ?, 0) WHERE request_id = ?"
+_DAILY_KEY = ("day", "person_id", "provider", "model", "source")
+_DAILY_COLUMNS = (*_DAILY_KEY, "requests", *SUMMED)
+_UPSERT_DAILY = (
+    f"INSERT INTO usage_daily ({', '.join(_DAILY_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(_DAILY_COLUMNS))})"
+    f" ON CONFLICT ({', '.join(_DAILY_KEY)}) DO UPDATE SET "
+    + ", ".join(f"{c} = usage_daily.{c} + excluded.{c}" for c in ("requests", *SUMMED))
+)
+
+
+def _json(values: list[Any]) -> str:
+    return orjson.dumps(values).decode()
+
+
+def write_batch(cur: Any, batch: list[Settlement], now: datetime) -> list[Money]:
+    """Write ``batch`` with sqlite3 cursor ``cur`` inside the caller's transaction; returns
+    what each settlement charged (zero when already recorded or not charged)."""
+    ids = [s.ticket.facts.request_id for s in batch]
+    done = {
+        r[0]
+        for r in cur.execute(
+            f"SELECT request_id FROM usage_records WHERE request_id {_IN}", (_json(ids),)
+        )
+    }
+    charged, drafts, records = book(
+        batch, done, now, lambda payer: read_funds_sqlite(cur, payer, now)
+    )
+    _release(cur, batch, charged)
+    _append_ledger(cur, drafts, now)
+    if records:
+        _insert_records(cur, records)
+        key_ids = sorted({s.ticket.key.id for s in batch})
+        cur.execute(
+            f"UPDATE virtual_keys SET last_used_utc = ? WHERE id {_IN}",
+            (sqlite_ts(now), _json(key_ids)),
+        )
+    return charged
+
+
+def _release(cur: Any, batch: list[Settlement], charged: list[Money]) -> None:
+    """Delete per-request holds; shrink leases by what their requests consumed."""
+    held = [s.ticket.facts.request_id for s in batch if s.ticket.lease is None]
+    if held:
+        cur.execute(f"DELETE FROM holds WHERE request_id {_IN}", (_json(held),))
+    consumed = leases_consumed(batch, charged)
+    if consumed:
+        cur.executemany(_SHRINK_LEASE, [(n, lease) for lease, n in consumed.items()])
+
+
+def _append_ledger(cur: Any, drafts: list[EntryDraft], now: datetime) -> None:
+    if not drafts:
+        return
+    refs = [d.ref for d in drafts]
+    seen = {
+        r[0] for r in cur.execute(f"SELECT ref FROM ledger_entries WHERE ref {_IN}", (_json(refs),))
+    }
+    by_account: dict[str, list[EntryDraft]] = defaultdict(list)
+    for d in drafts:
+        if d.ref not in seen:
+            seen.add(d.ref)
+            by_account[d.account].append(d)
+    if not by_account:
+        return
+    heads = {
+        row[1]: row
+        for row in cur.execute(
+            "SELECT id, key, head_seq, head_hash, balance_nanousd, head_recorded_utc"
+            f" FROM accounts WHERE key {_IN}",
+            (_json(sorted(by_account)),),
+        )
+    }
+    rows: list[tuple[Any, ...]] = []
+    updates: list[tuple[Any, ...]] = []
+    for key, account_drafts in by_account.items():
+        if key not in heads:
+            raise LookupError(f"no ledger account {key!r}; create it before booking to it")
+        account_id, _, seq, head_hash, balance, last = heads[key]
+        recorded = now
+        if last is not None:  # recording time never goes backwards within an account
+            recorded = max(now, datetime.fromisoformat(last).replace(tzinfo=UTC))
+        entries, head = ledger.append(Head(seq, head_hash, balance), account_drafts, recorded)
+        for e in entries:
+            rows.append(
+                (
+                    account_id,
+                    e.seq,
+                    str(e.kind),
+                    e.amount_nanousd,
+                    sqlite_ts(e.effective_utc),
+                    sqlite_ts(e.recorded_utc),
+                    e.ref,
+                    e.memo,
+                    sqlite_ts(e.expires_utc) if e.expires_utc else None,
+                    orjson.dumps(dict(e.meta), option=orjson.OPT_SORT_KEYS).decode(),
+                    e.prev_hash,
+                    e.hash,
+                )
+            )
+        updates.append(
+            (
+                head.seq,
+                head.hash,
+                head.balance_nanousd,
+                sqlite_ts(entries[-1].recorded_utc),
+                account_id,
+            )
+        )
+    cur.executemany(_INSERT_ENTRY, rows)
+    cur.executemany(_UPDATE_HEAD, updates)
+
+
+def _insert_records(cur: Any, records: list[dict[str, Any]]) -> None:
+    columns = list(records[0])
+    marks = ", ".join("?" * len(columns))
+    cur.executemany(
+        f"INSERT INTO usage_records ({', '.join(columns)}) VALUES ({marks})",
+        [
+            tuple(sqlite_ts(v) if isinstance(v, datetime) else v for v in r.values())
+            for r in records
+        ],
+    )
+    name = cur.execute("SELECT timezone FROM org").fetchone()
+    sums = daily_sums(records, ZoneInfo(name[0] if name and name[0] else "UTC"))
+    cur.executemany(
+        _UPSERT_DAILY,
+        [(key[0].isoformat(), *key[1:], *vals) for key, vals in sorted(sums.items())],
+    )
