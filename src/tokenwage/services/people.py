@@ -179,3 +179,46 @@ def _person_from_row(row: dict[str, str | None]) -> Person:
         start_date=parse_date(start, "start_date") if start else None,
         end_date=parse_date(end, "end_date") if end else None,
     )
+
+
+def update_person(conn: Connection, email: str, changes: dict[str, object]) -> Person:
+    """Change some of a person's fields (``name``, ``team_slug``, ``manager_email``, ``level``,
+    ``role``, ``start_date``, ``end_date``); the email and id stay. Refuses a manager chain
+    that would loop back to the person."""
+    allowed = {"name", "team_slug", "manager_email", "level", "role", "start_date", "end_date"}
+    unknown = sorted(set(changes) - allowed)
+    if unknown:
+        raise InvalidInput(f"cannot change {', '.join(unknown)}; changeable: {sorted(allowed)}")
+    repo = OrgRepo(conn)
+    current = repo.get_person(email)
+    assert current.id is not None
+    updated = replace(current, **changes)  # type: ignore[arg-type]  # __post_init__ validates
+    check_fits(updated)
+    team_id = repo.team_id(updated.team_slug) if updated.team_slug else None
+    manager_id = repo.person_id(updated.manager_email) if updated.manager_email else None
+    if manager_id is not None:
+        _refuse_loop(repo, current.id, updated.manager_email)
+    conn.execute(
+        update(people)
+        .where(people.c.id == current.id)
+        .values(
+            name=updated.name.strip(),
+            team_id=team_id,
+            manager_id=manager_id,
+            level=updated.level,
+            role=str(updated.role),
+            start_date=updated.start_date,
+            end_date=updated.end_date,
+        )
+    )
+    return repo.get_person(email)
+
+
+def _refuse_loop(repo: OrgRepo, person_id: int, manager_email: str | None) -> None:
+    seen: set[str] = set()
+    while manager_email and manager_email not in seen:
+        seen.add(manager_email)
+        manager = repo.get_person(manager_email)
+        if manager.id == person_id:
+            raise InvalidInput("that manager reports to this person already: a loop")
+        manager_email = manager.manager_email

@@ -13,6 +13,7 @@ Bearer tokens need none: a browser never sends them on its own.
 from __future__ import annotations
 
 import hmac
+import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -141,10 +142,20 @@ def require(*roles: Role, page: bool = False) -> Callable[..., Awaitable[Viewer]
     allowed = frozenset(roles)
     source = page_viewer if page else api_viewer
 
-    async def dependency(viewer: Annotated[Viewer, Depends(source)]) -> Viewer:
+    async def dependency(viewer: Viewer) -> Viewer:
         if viewer.role not in allowed:
             names = ", ".join(sorted(r.value for r in allowed))
             raise Forbidden(f"this needs the role {names}; you are {viewer.role.value}")
         return viewer
 
+    # The annotation names a local (``source``), which FastAPI cannot resolve from a string
+    # under ``from __future__ import annotations``: give it the signature as objects.
+    parameter = inspect.Parameter(
+        "viewer",
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        annotation=Annotated[Viewer, Depends(source)],
+    )
+    dependency.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [parameter], return_annotation=Viewer
+    )
     return dependency

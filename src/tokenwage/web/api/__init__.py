@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from tokenwage.web.api import whoami
+from tokenwage.web.api import books, keys, money, people, tokens, usage, whoami
 
-ROUTERS: tuple[APIRouter, ...] = (whoami.router,)
+ROUTERS: tuple[APIRouter, ...] = (
+    whoami.router,
+    people.router,
+    money.router,
+    keys.router,
+    usage.router,
+    books.router,
+    tokens.router,
+)
