@@ -87,6 +87,10 @@ class OrgPage:
         return Money.total(t.committed for t in self.teams)
 
     @property
+    def utilisation(self) -> Decimal | None:
+        return analytics.ratio(self.total.cost_nanousd, self.committed.nanousd)
+
+    @property
     def cost(self) -> CostBreakdown:
         total = CostBreakdown.zero()
         for t in self.teams:
