@@ -16,6 +16,7 @@ from tokenwage.cli import (
     exports,
     imports,
     keys,
+    logins,
     mock_upstream,
     org,
     packages,
@@ -65,6 +66,7 @@ packages.register(app)
 books.register(app)
 pricing.register(app)
 keys.register(app)
+logins.register(app)
 push.register(app)
 imports.register(app)
 exports.register(app)  # after imports: adds to its `import` group
