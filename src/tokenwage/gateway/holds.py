@@ -144,24 +144,31 @@ def read_funds_sqlite(cur: Any, payer: Payer, now: datetime) -> Funds:
 
 def own_sqlite_connection(db: Database) -> Any:
     """A driver connection of ``db`` taken out of its pool for good, that waits for the
-    write lock by polling (see :func:`immediate`) instead of SQLite's busy handler."""
+    write lock by polling (see :func:`immediate`) instead of SQLite's busy handler, and
+    never checkpoints the WAL on commit (the writer's checkpoint thread does, so no commit
+    pays for copying pages and an fsync)."""
     raw = db.engine.raw_connection()
     raw.detach()
     cur = raw.cursor()
     cur.execute("PRAGMA busy_timeout=0")
+    cur.execute("PRAGMA wal_autocheckpoint=0")
     cur.close()
     return raw
 
 
+class Busy(Exception):
+    """The write lock is taken (``immediate(..., wait=False)``)."""
+
+
 @contextmanager
-def immediate(raw: Any) -> Iterator[Any]:
+def immediate(raw: Any, *, wait: bool = True) -> Iterator[Any]:
     """A cursor of sqlite3 connection ``raw`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT``,
     rolled back if the block raises.
 
     Waiting for the write lock polls every 50-500 us. SQLite's own busy handler sleeps 1,
     2, 5, 10 ... 100 ms between tries, so when two worker processes take turns with the lock
     one of them can starve for hundreds of milliseconds; polling keeps the wait to about
-    the other's transaction.
+    the other's transaction. ``wait=False`` raises :class:`Busy` at once instead.
     """
     cur = raw.cursor()
     deadline = time.monotonic() + LOCK_WAIT_S
@@ -174,6 +181,9 @@ def immediate(raw: Any) -> Iterator[Any]:
             if "locked" not in str(exc) and "busy" not in str(exc):
                 cur.close()
                 raise
+            if not wait:
+                cur.close()
+                raise Busy from exc
             if time.monotonic() > deadline:
                 cur.close()
                 raise StoreUnavailable(f"the database stayed locked for {LOCK_WAIT_S:g} s") from exc
@@ -191,7 +201,7 @@ def immediate(raw: Any) -> Iterator[Any]:
 
 def sqlite_ts(when: datetime) -> str:
     """A UTC instant as the text SQLAlchemy's SQLite DateTime stores (naive UTC)."""
-    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return when.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 class HoldStore:
