@@ -98,7 +98,7 @@ def ledger_page(conn: Connection, now: datetime, tz: str) -> LedgerPage:
         )
         .outerjoin(people, people.c.id == accounts.c.person_id)
         .outerjoin(teams, teams.c.id == accounts.c.team_id)
-        .order_by(accounts.c.key)
+        .order_by(accounts.c.id)
     ).all()
     chains = [
         Chain(

@@ -9,9 +9,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from tokenwage.web.pages import me, org, team, vendor
+from tokenwage.web.pages import budgets, leaderboard, ledger, me, org, team, vendor
 from tokenwage.web.pages.common import install_filters
 
 install_filters()
 
-ROUTERS: tuple[APIRouter, ...] = (me.router, team.router, org.router, vendor.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    me.router,
+    team.router,
+    org.router,
+    leaderboard.router,
+    budgets.router,
+    ledger.router,
+    vendor.router,
+)
