@@ -255,7 +255,7 @@ def _account(db: Any, email: str) -> Account:
         except InvalidInput:
             account = None
         if account is None:
-            raise Unauthenticated(f"{email} is not in tokenwage's people directory; ask an admin")
+            raise Unauthenticated(f"{email} is not in the tokenwage people directory; ask an admin")
         login = repo.login(account.person_id)
         if login is not None and login.disabled_utc is not None:
             raise Unauthenticated(f"the dashboard login of {email} is disabled; ask an admin")
