@@ -25,7 +25,9 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 from tests.conftest import require_services
+from tokenwage.core.money import Money
 from tokenwage.processes import child_process, free_port, provider_env
+from tokenwage.services.books import grant
 from tokenwage.services.demo import seed_demo
 from tokenwage.storage.db import Database
 from tokenwage.storage.org_repo import OrgRepo
@@ -94,6 +96,9 @@ def _seed(db_url: str) -> dict[str, Person]:
                 assert p.id is not None
                 people[role] = Person(p.id, p.email, p.name, p.team_slug)
                 set_password(conn, email, PASSWORD, actor="browser-tests", now=now)
+            # room to spend through the gateway, whatever the simulated weeks left over
+            member = summary.logins["member"]
+            grant(conn, email=member, team=None, amount=Money.parse("500"), reason="Tests", now=now)
     finally:
         db.dispose()
     assert set(people) == set(ROLES), people
