@@ -21,7 +21,6 @@ request, the page size) with the machine facts; progress goes to stderr.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -30,7 +29,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import urlencode
 
 import psycopg
 from rich.console import Console
@@ -57,15 +55,17 @@ class Page:
 
 PAGES = (
     Page("/me", "member"),
-    Page("/me", "admin"),
+    Page("/me/live.json", "member"),
     Page("/team", "manager"),
+    Page("/people/{member}", "manager"),
     Page("/org", "finance"),
     Page("/leaderboard", "member"),
     Page("/budgets", "admin"),
     Page("/ledger", "finance"),
-    Page("/people/{member}", "manager"),
-    Page("/api/v1/me/usage", "member"),
-    Page("/api/v1/people", "finance"),
+    Page("/api/v1/people/{member}/usage?group=day", "member"),
+    Page("/api/v1/people/{member}/usage/records", "member"),
+    Page("/api/v1/usage?group=model", "finance"),
+    Page("/api/v1/balances", "finance"),
 )
 
 
@@ -153,7 +153,7 @@ def _serve(db_url: str, workers: int) -> Iterator[str]:
 
 def _measure(base: str, built: Built, args: argparse.Namespace, console: Console) -> list[Timing]:
     clients = {role: sign_in(base, email, PASSWORD) for role, email in built.logins.items()}
-    member_id = _person_id(clients["finance"], built.logins["member"])
+    member_id = built.person_ids["member"]
     timings = []
     try:
         for page in PAGES:
@@ -168,19 +168,6 @@ def _measure(base: str, built: Built, args: argparse.Namespace, console: Console
         for c in clients.values():
             c.close()
     return timings
-
-
-def _person_id(client: Client, email: str) -> int:
-    """The member's person id, from the REST API as finance sees it."""
-    r = client.get("/api/v1/people?" + urlencode({"email": email}))
-    if r.status != 200:
-        raise LookupError(f"/api/v1/people answered {r.status}: {r.body[:200]!r}")
-    body = json.loads(r.body)
-    items = body["items"] if isinstance(body, dict) else body
-    for item in items:
-        if item.get("email") == email:
-            return int(item["id"])
-    raise LookupError(f"{email} is not in /api/v1/people")
 
 
 def _time_page(client: Client, page: Page, path: str, args: argparse.Namespace) -> Timing:

@@ -40,6 +40,7 @@ class Built:
     days: int
     usage_records: int  # in the database, the demo's own included
     logins: dict[str, str]  # role -> email
+    person_ids: dict[str, int]  # role -> person id
     seconds_seed: float
     seconds_usage: float
 
@@ -71,6 +72,8 @@ def build(
     with db.begin() as conn:
         summary = seed_demo(conn, now=now, people=people, days=days, seed=seed, progress=on_seed)
         have = int(conn.execute(select(func.count()).select_from(usage_records)).scalar_one())
+        repo = OrgRepo(conn)
+        ids = {role: repo.person_id(email) for role, email in summary.logins.items()}
     t1 = time.perf_counter()
     todo = max(records - have, 0)
     gen = _Generator(db, people=people, days=days, seed=seed, now=now)
@@ -82,7 +85,7 @@ def build(
         done += len(rows)
         on_usage(done, todo)
     t2 = time.perf_counter()
-    return Built(summary.people, days, have + done, summary.logins, t1 - t0, t2 - t1)
+    return Built(summary.people, days, have + done, summary.logins, ids, t1 - t0, t2 - t1)
 
 
 class _Generator:
