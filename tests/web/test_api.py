@@ -16,7 +16,7 @@ from sqlalchemy import select
 from starlette.routing import BaseRoute
 from starlette.testclient import TestClient
 
-from tests.web.conftest import Org_, email
+from tests.web.conftest import Org_, email, sign_in
 from tokenwage.core.imported import ChargeMode, Identity, IdentityKind, ImportedUsage
 from tokenwage.core.pricing import Pricer, PricingPolicy
 from tokenwage.core.usage import TokenUsage
@@ -122,17 +122,24 @@ def test_a_member_reaches_nobody_else_by_any_api_url(
     others = [seeded.ids["oli"], seeded.ids["mia"], seeded.ids["ada"], 999_999]
     checked = 0
     for route in routes:
-        for method in route.methods:
+        for method in sorted(route.methods or ()):
             for other in others:
                 r = call(client, method, fill(route.path, other), member)
                 assert r.status_code in (403, 404), (method, route.path, other, r.text)
                 assert r.json()["error"]["type"] in ("forbidden", "not_found")
                 checked += 1
     assert checked >= 4 * 10
+    # the same with the browser's session cookie (and its CSRF token on changes)
+    csrf = sign_in(client, "moe")
+    for route in routes:
+        for method in sorted(route.methods or ()):
+            r = call(client, method, fill(route.path, seeded.ids["oli"]), {"X-CSRF-Token": csrf})
+            assert r.status_code in (403, 404), (method, route.path, r.text)
     # and the member's own data is there
     own = seeded.ids["moe"]
     for path in ("usage", "usage/records", "balance", "keys", "packages"):
         assert client.get(f"/api/v1/people/{own}/{path}", headers=member).status_code == 200
+        assert client.get(f"/api/v1/people/{own}/{path}").status_code == 200  # by cookie
 
 
 def test_lists_only_show_whom_the_caller_may_see(

@@ -24,6 +24,7 @@ from tokenwage.storage import migrate
 from tokenwage.storage.db import Database
 from tokenwage.web import account, errors, login
 from tokenwage.web.context import WebContext
+from tokenwage.web.headers import SecurityHeaders
 from tokenwage.web.ratelimit import LoginLimiter
 from tokenwage.web.settings import WebSettings, load_web_settings
 from tokenwage.web.templating import STATIC_DIR
@@ -95,6 +96,7 @@ def create_web_app(database_url: str, *, settings: WebSettings | None = None) ->
         oidc=oidc,
     )
     errors.install(app)
+    app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(login.router)
     app.include_router(account.router)
