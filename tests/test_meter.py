@@ -77,8 +77,8 @@ async def test_settle_charges_exactly_the_price_and_releases_the_hold(
     try:
         ticket = await m.authorize(raw, _facts("twr_1"))
         assert ticket.hold_nanousd > 0
-        await m.settle(ticket, usage, status=200)
-        await m.settle(ticket, usage, status=200)  # idempotent per request id
+        charged = await m.settle(ticket, usage, status=200)
+        again = await m.settle(ticket, usage, status=200)  # idempotent per request id
     finally:
         await m.aclose()
     with db.begin() as conn:
@@ -87,6 +87,7 @@ async def test_settle_charges_exactly_the_price_and_releases_the_hold(
         record = conn.execute(select(usage_records)).one()
     expected = Pricer(PricingPolicy()).price(usage, "anthropic", MODEL, datetime.now(UTC)).cost
     assert [e.amount_nanousd for e in entries] == [-expected.nanousd]
+    assert (charged, again) == (expected, Money(0))
     assert entries[0].meta["source"] == "gateway" and entries[0].meta["request_id"] == "twr_1"
     assert n_holds == 0
     assert record.cost_nanousd == expected.nanousd and record.cache_read_tokens == 5000
@@ -218,3 +219,42 @@ async def test_usage_charged_at_the_gateway_is_not_charged_again_by_an_import(
         )
         assert (summary.via_gateway, summary.new) == (1, 0)
         assert LedgerRepo(conn).balance("person:1") == before
+
+
+async def test_two_workers_leases_never_overspend_together(db: Database, db_url: str) -> None:
+    """Two meters on one database, as two worker processes: each holds requests in its own
+    lease; together they never hold more than may be spent, and settling frees the room."""
+    raw, _ = _org(db, 1)
+    worst = (
+        Pricer(PricingPolicy())
+        .worst_case_cost(
+            "anthropic",
+            MODEL,
+            datetime.now(UTC),
+            prompt_tokens_estimate=1000,
+            max_output_tokens=1000,
+        )
+        .cost
+    )
+    fit = Money.parse(1).nanousd // worst.nanousd
+    async with running(db_url) as one, running(db_url) as two:
+        tickets = []
+        refused = 0
+        for i in range(fit + 10):
+            meter = (one, two)[i % 2]
+            try:
+                tickets.append((meter, await meter.authorize(raw, _facts(f"twr_l{i}"))))
+            except AllowanceExhausted:
+                refused += 1
+            with db.begin() as conn:
+                held = conn.execute(select(func.sum(holds.c.amount_nanousd))).scalar_one()
+            assert held <= Money.parse(1).nanousd
+        assert fit - 2 <= len(tickets) <= fit and refused >= 10
+        assert all(t.lease is not None for _, t in tickets)
+        usage = TokenUsage(input_tokens=1000, output_tokens=100)  # well under the worst case
+        for meter, ticket in tickets:
+            await meter.settle(ticket, usage, status=200)
+        await one.authorize(raw, _facts("twr_after"))  # what was not used is free again
+    with db.begin() as conn:
+        assert LedgerRepo(conn).balance("person:1") >= 0
+        assert conn.execute(select(func.count()).select_from(holds)).scalar_one() == 0

@@ -13,10 +13,12 @@ import httpx2
 import openai
 import orjson
 import pytest
+from prometheus_client.utils import floatToGoString
 
 from tests.gateway.conftest import CHAT, HAIKU, MESSAGES, gateway_config, mock_requests_seen
-from tests.gateway.fake_meter import GOOD_KEY, NARROW_KEY, FakeMeter
+from tests.gateway.fake_meter import GOOD_KEY, NANOUSD_PER_TOKEN, NARROW_KEY, FakeMeter
 from tokenwage.core.errors import AllowanceExhausted, StoreUnavailable, UnknownModelPrice
+from tokenwage.core.money import Money
 from tokenwage.gateway.metrics import AccessLog
 from tokenwage.gateway.testing import start_gateway
 
@@ -155,9 +157,13 @@ def test_gzip_bodies_are_accepted(gateway: str, meter: FakeMeter) -> None:
     assert zstd.status_code == 415
 
 
-def test_metrics_count_requests_refusals_and_holds(gateway: str, meter: FakeMeter) -> None:
+def test_metrics_count_requests_refusals_holds_and_charges(gateway: str, meter: FakeMeter) -> None:
     with openai.OpenAI(base_url=f"{gateway}/v1", api_key=GOOD_KEY, max_retries=0) as client:
-        client.chat.completions.create(model="gpt-4o", messages=CHAT)
+        raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=CHAT)
+        usage = raw.parse().usage
+        assert usage is not None
+        charged = (usage.prompt_tokens + usage.completion_tokens) * NANOUSD_PER_TOKEN
+        assert raw.headers["x-tokenwage-cost-usd"] == Money(charged).exact()
         meter.refuse_with = AllowanceExhausted("spent", available_nanousd=0, needed_nanousd=1)
         with pytest.raises(openai.RateLimitError):
             client.chat.completions.create(model="gpt-4o", messages=CHAT)
@@ -170,6 +176,8 @@ def test_metrics_count_requests_refusals_and_holds(gateway: str, meter: FakeMete
         'reason="AllowanceExhausted"} 1.0',
         'tokenwage_gateway_reserved_nanousd_total{endpoint="openai.chat"} 5e+06',
         'tokenwage_gateway_settled_total{endpoint="openai.chat",usage="reported"} 1.0',
+        'tokenwage_gateway_settled_nanousd_total{endpoint="openai.chat"} '
+        + floatToGoString(charged),
         'tokenwage_gateway_overhead_seconds_count{endpoint="openai.chat"} 2.0',
     ):
         assert line in text, line

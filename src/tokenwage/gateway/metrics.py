@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from tokenwage.core.money import Money
 from tokenwage.core.usage import TokenUsage
 from tokenwage.gateway.ticket import Ticket
 
@@ -49,6 +50,7 @@ class Call:
     upstream_started: float = 0.0
     upstream_done: float = 0.0
     usage: TokenUsage | None = None
+    charged: Money | None = None  # what settling charged
     estimated: bool = False
     cut: bool = False
     error: str = ""
@@ -80,6 +82,8 @@ class Call:
             entry["input_tokens"] = self.usage.prompt_tokens
             entry["output_tokens"] = self.usage.output_tokens
             entry["estimated"] = self.estimated
+        if self.charged is not None:
+            entry["cost_nanousd"] = self.charged.nanousd
         if self.cut:
             entry["cut"] = True
         if self.error:
@@ -131,6 +135,12 @@ class GatewayMetrics:
             ["endpoint"],
             registry=r,
         )
+        self.settled_amount = Counter(
+            "tokenwage_gateway_settled_nanousd",
+            "Nano-dollars charged when requests settled (compare with reserved).",
+            ["endpoint"],
+            registry=r,
+        )
         self.settled = Counter(
             "tokenwage_gateway_settled",
             "Requests settled, by whether their usage was reported or estimated.",
@@ -175,6 +185,8 @@ class GatewayMetrics:
             self._child(self.overhead, (endpoint,)).observe(max(overhead_s, 0.0))
             if call.ticket is not None:
                 self._add(self.reserved, (endpoint,), call.ticket.hold_nanousd)
+            if call.charged is not None:
+                self._add(self.settled_amount, (endpoint,), call.charged.nanousd)
             if call.usage is not None:
                 usage = "estimated" if call.estimated else "reported"
                 self._add(self.settled, (endpoint, usage))
