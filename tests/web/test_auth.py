@@ -212,10 +212,13 @@ def test_expired_api_token_is_refused(client: TestClient, db: Database, expires_
 
 def test_security_headers(client: TestClient) -> None:
     page = client.get("/login")
-    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["x-frame-options"] == "SAMEORIGIN"
     assert page.headers["x-content-type-options"] == "nosniff"
     assert page.headers["cache-control"] == "no-store"
     api = client.get("/api/v1/me")
-    assert api.headers["x-frame-options"] == "DENY" and api.headers["cache-control"] == "no-store"
+    assert (
+        api.headers["x-frame-options"] == "SAMEORIGIN"
+        and api.headers["cache-control"] == "no-store"
+    )
     css = client.get("/static/app.css")
     assert css.status_code == 200 and css.headers.get("cache-control") != "no-store"

@@ -1,13 +1,13 @@
 """Security headers on every dashboard and API response (never on the gateway's paths,
-which the dispatcher sends elsewhere): no framing, no MIME sniffing, no cross-site referrer,
-and no caching of signed-in pages."""
+which the dispatcher sends elsewhere): no framing by other sites, no MIME sniffing, no
+cross-site referrer, and no caching of signed-in pages."""
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADERS: tuple[tuple[bytes, bytes], ...] = (
-    (b"x-frame-options", b"DENY"),
+    (b"x-frame-options", b"SAMEORIGIN"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
 )
