@@ -42,6 +42,18 @@ def _facts(rid: str, *, max_out: int | None = 1000, model: str = MODEL) -> Reque
     return RequestFacts(rid, "anthropic.messages", "anthropic", model, False, 1000, max_out)
 
 
+def _fits_in_a_dollar(*, max_out: int) -> int:
+    """How many worst cases of ``_facts(max_out=...)`` fit in $1."""
+    worst = Pricer(PricingPolicy()).worst_case_cost(
+        "anthropic",
+        MODEL,
+        datetime.now(UTC),
+        prompt_tokens_estimate=1000,
+        max_output_tokens=max_out,
+    )
+    return Money.parse(1).nanousd // worst.cost.nanousd
+
+
 @asynccontextmanager
 async def running(db_url: str, config: GatewayConfig | None = None) -> AsyncIterator[DbMeter]:
     m = await open_meter(db_url, config or GatewayConfig())
@@ -128,18 +140,7 @@ async def test_model_allow_list(db: Database, db_url: str) -> None:
 async def test_concurrent_holds_never_exceed_what_may_be_spent(db: Database, db_url: str) -> None:
     raw, _ = _org(db, 1)
     m = await open_meter(db_url, GatewayConfig())
-    worst = (
-        Pricer(PricingPolicy())
-        .worst_case_cost(
-            "anthropic",
-            MODEL,
-            datetime.now(UTC),
-            prompt_tokens_estimate=1000,
-            max_output_tokens=10_000,
-        )
-        .cost
-    )
-    allowed = Money.parse(1).nanousd // worst.nanousd
+    allowed = _fits_in_a_dollar(max_out=10_000)
     results: list[bool] = []
 
     def worker(i: int) -> None:
@@ -225,18 +226,7 @@ async def test_two_workers_leases_never_overspend_together(db: Database, db_url:
     """Two meters on one database, as two worker processes: each holds requests in its own
     lease; together they never hold more than may be spent, and settling frees the room."""
     raw, _ = _org(db, 1)
-    worst = (
-        Pricer(PricingPolicy())
-        .worst_case_cost(
-            "anthropic",
-            MODEL,
-            datetime.now(UTC),
-            prompt_tokens_estimate=1000,
-            max_output_tokens=1000,
-        )
-        .cost
-    )
-    fit = Money.parse(1).nanousd // worst.nanousd
+    fit = _fits_in_a_dollar(max_out=1000)
     async with running(db_url) as one, running(db_url) as two:
         tickets = []
         refused = 0
