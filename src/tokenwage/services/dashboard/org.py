@@ -226,7 +226,7 @@ def _offer_package(name: str, raw: Mapping[str, str], today: date) -> Package:
             raise InvalidInput(f"offer {name}: {field}: {exc}") from None
 
     try:
-        period = Period(raw.get("period", "month"))
+        period = Period(raw.get("period") or "month")
     except ValueError:
         raise InvalidInput(
             f"offer {name}: period must be one of {', '.join(p.value for p in Period)}"
