@@ -51,8 +51,14 @@ class Client:
     def _send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Answer:
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        self.conn.request(method, path, body=body, headers=headers)
-        r = self.conn.getresponse()
+        try:
+            self.conn.request(method, path, body=body, headers=headers)
+            r = self.conn.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # the server closed the idle keep-alive connection (uvicorn: after 5 s): reopen
+            self.conn.close()
+            self.conn.request(method, path, body=body, headers=headers)
+            r = self.conn.getresponse()
         data = r.read()
         for header in r.headers.get_all("set-cookie") or []:
             for name, morsel in SimpleCookie(header).items():
