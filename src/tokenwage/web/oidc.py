@@ -33,6 +33,7 @@ from joserfc.jwt import JWTClaimsRegistry
 
 from tokenwage.core.errors import InvalidInput, StoreUnavailable, Unauthenticated
 from tokenwage.core.org import normalise_email
+from tokenwage.storage.db import Database
 from tokenwage.storage.web_repo import Account, WebRepo
 from tokenwage.web.context import web_context
 from tokenwage.web.login import login_page, safe_next, start_session
@@ -247,7 +248,7 @@ def oidc_callback(
     return response
 
 
-def _account(db: Any, email: str) -> Account:
+def _account(db: Database, email: str) -> Account:
     with db.begin() as conn:
         repo = WebRepo(conn)
         try:
