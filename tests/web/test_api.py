@@ -342,3 +342,14 @@ def test_openapi_lists_the_api_and_no_pages(client: TestClient) -> None:
         "/api/v1/api-tokens",
     ):
         assert expected in paths
+
+
+def test_a_bug_is_a_json_500_without_details(app: FastAPI, db: Database, org: Org_) -> None:
+    def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    app.add_api_route("/api/v1/boom", boom)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.get("/api/v1/boom", headers=bearer(db, "moe"))
+    assert r.status_code == 500 and r.json()["error"]["type"] == "internal"
+    assert "secret" not in r.text

@@ -114,6 +114,15 @@ def install(app: FastAPI) -> None:
             return error_json(422, "invalid_input", message)
         return _html_error(request, 400, message)
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        """A bug: the server logs it with its traceback (Starlette re-raises it after this
+        answer); the answer says nothing about it."""
+        message = "the server failed to handle this request; it has been logged"
+        if is_api(request):
+            return error_json(500, "internal", message)
+        return _html_error(request, 500, message)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         kind = _HTTP_TYPES.get(exc.status_code, "error")
