@@ -66,9 +66,9 @@ def _records(people: list[int], n: int, seed: int, prefix: str) -> list[dict[str
     return rows
 
 
-def _expected(conn: Connection) -> dict[tuple[Any, ...], tuple[int, ...]]:
+def records_summed(conn: Connection, tz: str = TZ) -> dict[tuple[Any, ...], tuple[int, ...]]:
     """The records summed per local day in Python, straight from usage_records."""
-    zone = ZoneInfo(TZ)
+    zone = ZoneInfo(tz)
     sums: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0] * 7)
     for r in conn.execute(select(usage_records).where(usage_records.c.person_id.is_not(None))):
         key = (r.used_utc.astimezone(zone).date(), r.person_id, r.provider, r.model, r.source)
@@ -83,7 +83,7 @@ def _expected(conn: Connection) -> dict[tuple[Any, ...], tuple[int, ...]]:
     return {k: tuple(v) for k, v in sums.items()}
 
 
-def _daily(conn: Connection) -> dict[tuple[Any, ...], tuple[int, ...]]:
+def daily_rows(conn: Connection) -> dict[tuple[Any, ...], tuple[int, ...]]:
     out: dict[tuple[Any, ...], tuple[int, ...]] = {}
     for r in conn.execute(select(usage_daily)):
         day = r.day if isinstance(r.day, date) else date.fromisoformat(r.day)
@@ -107,8 +107,8 @@ def test_record_usage_keeps_the_daily_sums(db: Database) -> None:
         with db.begin() as conn:
             record_usage(conn, _records(people, 150, batch, f"b{batch}"))
     with db.begin() as conn:
-        assert _daily(conn) == _expected(conn)
-        days = {k[0] for k in _daily(conn)}
+        assert daily_rows(conn) == records_summed(conn)
+        days = {k[0] for k in daily_rows(conn)}
         assert date(2026, 10, 30) in days  # 20:00 UTC on Oct 30 is still Oct 30 in LA
 
 
@@ -125,7 +125,7 @@ def test_migration_0005_backfills_records_written_before_it(db: Database) -> Non
     finally:
         migrate.upgrade(db)
     with db.begin() as conn:
-        assert _daily(conn) == _expected(conn)
+        assert daily_rows(conn) == records_summed(conn)
         # and writers carry on from there
         record_usage(conn, _records(people, 50, 12, "new"))
-        assert _daily(conn) == _expected(conn)
+        assert daily_rows(conn) == records_summed(conn)

@@ -7,13 +7,17 @@ from datetime import UTC, datetime
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import Connection
 
 from tokenwage.cli.common import err, out, state, transaction
+from tokenwage.core.money import Money
+from tokenwage.core.org import Role
 from tokenwage.render.statement import statement_text
+from tokenwage.services import books
+from tokenwage.services.dashboard.ledger import verify_ledger
 from tokenwage.services.demo import DemoSummary, seed_demo
 from tokenwage.services.statements import statement_for
 from tokenwage.storage import migrate
-from tokenwage.storage.ledger_repo import LedgerRepo
 from tokenwage.storage.org_repo import OrgRepo
 
 demo_app = typer.Typer(
@@ -80,7 +84,8 @@ def demo_run(
     upstream_port: int = typer.Option(9100, "--upstream-port", help="Simulated provider port."),
 ) -> None:
     """Seed the demo if the database is empty, show balances, a statement and the audit,
-    then start the gateway in front of the simulated provider and show how to use it."""
+    then start tokenwage serve (gateway and dashboard) in front of the simulated provider
+    and show how to sign in and how to point clients at it."""
     db = state(ctx).database(check_schema=False)
     migrate.upgrade(db)
     with transaction(ctx) as conn:
@@ -97,16 +102,52 @@ def demo_run(
         someone = platform[min(1, len(platform) - 1)]
         last = (now.year, now.month - 1) if now.month > 1 else (now.year - 1, 12)
         st = statement_for(conn, someone.email, *last, now)
-        problems = list(LedgerRepo(conn).verify())
-        entries = LedgerRepo(conn).count_entries()
+        checked = verify_ledger(conn, "tokenwage demo", now)  # the Ledger page shows it
     out.rule(f"Statement of {someone.name} for {last[0]}-{last[1]:02d}")
     sys.stdout.write(statement_text(st))
     out.rule("Ledger")
-    if problems:
-        err.print(f"[red]ledger verification FAILED: {problems[0]}[/]")
+    if not checked.ok:
+        err.print(f"[red]ledger verification FAILED: {checked.problems[0][1]}[/]")
         raise typer.Exit(6)
-    out.print(f"[green]OK[/]: all {entries} ledger entries verified; every hash chain holds.")
+    out.print(
+        f"[green]OK[/]: all {checked.entries} ledger entries verified; every hash chain holds."
+    )
     if live:
         from tokenwage.cli.demo_live import run_live
 
-        run_live(state(ctx).url, port, upstream_port, serve=serve)
+        with transaction(ctx) as conn:
+            logins = demo_logins(conn, now)
+        run_live(state(ctx).url, port, upstream_port, serve=serve, logins=logins)
+
+
+WELCOME = Money.parse(20)
+
+
+def demo_password(role: Role) -> str:
+    """The demo's known password for each role's login (never use these elsewhere)."""
+    return f"demo-{role.value}-password"
+
+
+def demo_logins(conn: Connection, now: datetime) -> list[tuple[Role, str, str]]:
+    """A dashboard login for each role: (role, email, password). The member is one who can
+    spend right now (a workday allowance is empty at the weekend), or gets a small welcome
+    grant, so requests with the demo's key go through and show on the member's page."""
+    from tokenwage.web.accounts import set_password
+
+    first: dict[Role, str] = {}
+    able = {b.person.email for b in books.balances(conn, now) if b.spendable > Money.parse(1)}
+    people = sorted(OrgRepo(conn).list_people(), key=lambda p: (p.email not in able, p.id or 0))
+    for person in people:
+        first.setdefault(person.role, person.email)
+    member = first.get(Role.MEMBER)
+    if member is not None and member not in able:
+        books.grant(
+            conn, email=member, team=None, amount=WELCOME, reason="Demo: welcome credit", now=now
+        )
+    logins = []
+    for role in Role:
+        if role in first:
+            password = demo_password(role)
+            set_password(conn, first[role], password, actor="tokenwage demo", now=now)
+            logins.append((role, first[role], password))
+    return logins

@@ -1,16 +1,19 @@
-"""The live part of ``tokenwage demo run``: the simulated provider and the gateway, started
-side by side on loopback, with the exact settings to point a client or agent at them."""
+"""The live part of ``tokenwage demo run``: the simulated provider and ``tokenwage serve``
+(gateway and dashboard on one port), started side by side on loopback, with the exact
+settings to point a client or agent at them and a dashboard login for each role."""
 
 from __future__ import annotations
 
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from tokenwage.cli.common import err, out
 from tokenwage.core.errors import StoreUnavailable
 from tokenwage.core.money import Money
+from tokenwage.core.org import Role
 from tokenwage.processes import child_process, free_port, gateway_process
 from tokenwage.services.keys import create_key
 from tokenwage.storage.db import Database
@@ -20,7 +23,14 @@ from tokenwage.storage.org_repo import OrgRepo, person_account
 ORG_KEY = "sk-demo-org-key"  # the mock provider's key; real deployments name an env var
 
 
-def run_live(database_url: str, gateway_port: int, upstream_port: int, *, serve: bool) -> None:
+def run_live(
+    database_url: str,
+    gateway_port: int,
+    upstream_port: int,
+    *,
+    serve: bool,
+    logins: Sequence[tuple[Role, str, str]] = (),
+) -> None:
     upstream_port = free_port(upstream_port)
     upstream = f"http://127.0.0.1:{upstream_port}"
     mock = ["mock-upstream", "--port", str(upstream_port), "--expected-api-key", ORG_KEY]
@@ -32,7 +42,9 @@ def run_live(database_url: str, gateway_port: int, upstream_port: int, *, serve:
                 gateway,
             ),
         ):
-            _show(database_url, base, upstream)
+            member = next((email for role, email, _ in logins if role is Role.MEMBER), None)
+            _show(database_url, base, upstream, member)
+            _show_dashboard(base, logins)
             if serve:
                 err.print("Serving until Ctrl-C.")
                 gateway.wait()
@@ -40,13 +52,14 @@ def run_live(database_url: str, gateway_port: int, upstream_port: int, *, serve:
         pass
 
 
-def _show(database_url: str, base: str, upstream: str) -> None:
+def _show(database_url: str, base: str, upstream: str, email: str | None) -> None:
+    """A key for ``email`` (else a demo person), and one request through the gateway."""
     db = Database(database_url)
     now = datetime.now(UTC)
     try:
         with db.begin() as conn:
             people = OrgRepo(conn).list_people()
-            person = people[min(2, len(people) - 1)]
+            person = next((p for p in people if p.email == email), people[min(2, len(people) - 1)])
             _, key = create_key(conn, email=person.email, name="demo", now=now)
         assert person.id is not None
         before = _balance(db, person.id)
@@ -67,6 +80,17 @@ def _show(database_url: str, base: str, upstream: str) -> None:
         f"to {Money(after).usd(6)}."
     )
     out.print(f"Metrics: {base}/metrics")
+
+
+def _show_dashboard(base: str, logins: Sequence[tuple[Role, str, str]]) -> None:
+    out.rule("Dashboard")
+    out.print(f"Open {base}/ and sign in as:\n")
+    for role, email, password in logins:
+        out.print(f"  {role.value:<8} {email:<36} password {password}")
+    out.print(
+        "\nRequests sent with the key above show up on the member's My tokens page within "
+        f"seconds; the REST API is documented at {base}/api/docs."
+    )
 
 
 def _balance(db: Database, person_id: int) -> int:

@@ -24,6 +24,7 @@ from tokenwage.core.pricing import PricedUsage, Pricer, PricingPolicy
 from tokenwage.core.spending import Funds
 from tokenwage.core.usage import TokenUsage
 from tokenwage.services import books
+from tokenwage.services.dashboard.me import SharingSettings, save_sharing_settings
 from tokenwage.services.people import add_person, add_team
 from tokenwage.storage.ledger_repo import LedgerRepo
 from tokenwage.storage.org_repo import OrgRepo, person_account, pool_account
@@ -65,6 +66,7 @@ STYLES: dict[str, tuple[tuple[str, str, int], ...]] = {
         ("anthropic", "claude-haiku-4-5", 10),
     ),
 }
+ALIASES = ("Cache Wizard", "Tokenmaxxer", "Prompt Gardener", "Night Owl", "Diff Whisperer")
 # Sessions of Claude models come from Claude Code's logs, OpenAI ones from Codex CLI's.
 AGENT_SOURCE = {"anthropic": "claude_code", "openai": "codex"}
 ENDPOINTS = {"anthropic": "/v1/messages", "openai": "/v1/responses"}
@@ -156,6 +158,7 @@ def seed_demo(
         if progress:
             progress(i + 1, days + 1)
     books.run_allowances(conn, now, entries_of=cache.entries)
+    _sharing(conn, profiles, now)
     return DemoSummary(
         people=len(profiles),
         teams=len(TEAMS),
@@ -212,6 +215,21 @@ def _people(
         saved = OrgRepo(conn).get_person_by_id(person_id)
         profiles.append(_Profile(saved, allowance, intensity, style, 0.25 if heavy else 0.05))
     return profiles, logins
+
+
+def _sharing(conn: Connection, profiles: list[_Profile], now: datetime) -> None:
+    """Three in four join the leaderboard: some by name, some by alias, some anonymously."""
+    for i, p in enumerate(profiles):
+        assert p.person.id is not None
+        if i % 4 == 3:
+            continue
+        chosen = SharingSettings(
+            leaderboard_opt_in=True,
+            leaderboard_alias=ALIASES[i % len(ALIASES)] if i % 4 == 1 else None,
+            leaderboard_show_name=i % 4 == 0,
+            share_detail=i % 4 == 0,
+        )
+        save_sharing_settings(conn, p.person.id, chosen, now)
 
 
 def _package(
