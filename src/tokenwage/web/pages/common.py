@@ -45,6 +45,17 @@ def money(value: Money | int | None, places: int = 2) -> str:
     return (value if isinstance(value, Money) else Money(int(value))).usd(places)
 
 
+def money_fine(value: Money | int | None) -> str:
+    """Cents when the amount is whole cents, else to the micro-dollar (a cheap request
+    never reads as $0.00)."""
+    if value is None:
+        return "–"
+    amount = value if isinstance(value, Money) else Money(int(value))
+    if amount.nanousd and abs(amount.nanousd) < 10_000_000:
+        return amount.readable()
+    return amount.usd(2)
+
+
 def tokens(value: int | None) -> str:
     """``1.2M``, ``345k``, ``980``."""
     if value is None:
@@ -84,6 +95,7 @@ def install_filters() -> None:
         money=money, tokens=tokens, pct=pct, local_time=local_time, meter_class=meter_class
     )
     env.filters["meter_width"] = meter_width
+    env.filters["money_fine"] = money_fine
     env.filters["chart_data"] = chart_data
 
 
