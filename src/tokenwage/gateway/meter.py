@@ -75,7 +75,6 @@ class DbMeter:
         with self.db.begin() as conn:
             self.pricer: Pricer = pricer_for(conn)
         self._tasks: list[asyncio.Task[None]] = []
-        self._open: set[str] = set()  # requests authorized, not yet settled or cancelled
 
     async def start(self) -> None:
         self.writer.start()
@@ -152,7 +151,6 @@ class DbMeter:
         except AllowanceExhausted as exc:
             raise self._exhausted(info, exc) from None
         started = time.monotonic()
-        self._open.add(facts.request_id)
         return Ticket(facts, key, key.person_id, model, amount.nanousd, started, lease)
 
     async def settle(
@@ -182,15 +180,12 @@ class DbMeter:
             used_utc=used,
             upstream_request_id=upstream_request_id,
         )
-        alone = len(self._open) <= 1
         try:
-            charged = await self.writer.settle(settlement, alone=alone)
+            charged = await self.writer.settle(settlement)
         except Exception:  # its batch rolled back: the lease row was not shrunk
             if ticket.lease is not None:
                 self.leases.give_back(ticket.facts.request_id, 0)
             raise
-        finally:
-            self._open.discard(ticket.facts.request_id)
         # (cancelled while waiting: the batch may still commit, so the hold stays counted)
         if ticket.lease is not None:
             consumed = min(charged.nanousd, ticket.hold_nanousd)
@@ -198,7 +193,6 @@ class DbMeter:
         return charged
 
     async def cancel(self, ticket: Ticket, *, status: int) -> None:
-        self._open.discard(ticket.facts.request_id)
         if ticket.lease is not None:
             self.leases.give_back(ticket.facts.request_id, 0)
         else:

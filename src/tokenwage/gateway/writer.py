@@ -1,15 +1,21 @@
-"""Group commit: one thread settles many requests in one transaction.
-
-On SQLite the batch is written on the thread's own driver connection below SQLAlchemy
-(:mod:`tokenwage.gateway.settle_sqlite`); on PostgreSQL through the repositories.
+"""Group commit: many requests settled in one transaction, before any of them sends its
+last byte.
 
 The event loop hands each finished request to :meth:`GroupCommitWriter.settle` and awaits
-it. The writer thread takes every settlement waiting (up to ``max_batch``), and in ONE
-transaction releases their holds, splits each cost over own allowance and team pool,
-appends the ledger debits, inserts the usage records and marks the keys used; after the
-commit (one fsync for the whole batch) every waiting request is released to send its last
-byte. Under load, batches grow and the cost of durability per request shrinks; when idle,
-a lone request commits at once.
+it. Settlements arriving in one turn of the loop are gathered and written together once the
+turn ends: in ONE transaction their holds are released, each cost is split over own
+allowance and team pool, the ledger debits appended, the usage records inserted and the
+keys marked used; after the commit every waiting request is released to send its last byte.
+Under load, batches grow and the cost per request shrinks; when idle, a lone request
+commits at once.
+
+On SQLite the batch is written right on the loop's thread when the write lock is free (no
+thread switch: with the GIL, a writer thread's every statement would wait for the busy
+loop to yield), on the writer's own driver connection below SQLAlchemy
+(:mod:`tokenwage.gateway.settle_sqlite`). When the lock is taken (another worker process
+is writing) the batch goes to the writer thread, which waits for the lock without blocking
+the loop. PostgreSQL batches always go to the thread, through the repositories. Other
+writes (allowance runs, imports) run in the thread too, each in its own transaction.
 
 Settling is idempotent per request id: a request already recorded is skipped.
 """
@@ -20,7 +26,7 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,7 +36,7 @@ from sqlalchemy import Connection, delete, select, text, update
 
 from tokenwage.core.money import Money
 from tokenwage.gateway import settle_sqlite
-from tokenwage.gateway.holds import immediate, own_sqlite_connection, read_funds
+from tokenwage.gateway.holds import Busy, immediate, own_sqlite_connection, read_funds
 from tokenwage.gateway.settlement import Settlement, book, leases_consumed
 from tokenwage.storage.db import Database
 from tokenwage.storage.ledger_repo import LedgerRepo
@@ -45,11 +51,14 @@ _SHRINK_LEASE = text(
 )
 
 
+Outcome = Money | Exception
+
+
 @dataclass(slots=True)
 class _Job:
-    settlement: Settlement | None
+    settlements: list[Settlement] | None  # a batch gathered by the loop
     call: Callable[[Connection], Any] | None
-    future: Future[Any]
+    future: Future[Any]  # settlements: a list[Outcome]; call: what it returned
 
 
 class GroupCommitWriter:
@@ -59,14 +68,15 @@ class GroupCommitWriter:
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="tokenwage-writer", daemon=True)
         self._raw: Any = None  # SQLite: the writer's own driver connection
-        self._busy = threading.Lock()  # held while a batch is written (thread or inline)
+        self._busy = threading.Lock()  # held while a batch is written (thread or loop)
+        self._pending: dict[asyncio.AbstractEventLoop, list[tuple[Settlement, Any]]] = {}
         self._checkpoints = threading.Event()  # set: stop checkpointing
         self._checkpointer = threading.Thread(
             target=self._checkpoint, name="tokenwage-checkpoint", daemon=True
         )
         self.batches = 0
         self.settled = 0
-        self.inline = 0
+        self.inline = 0  # batches written on the loop's thread
 
     def start(self) -> None:
         self._thread.start()
@@ -85,23 +95,17 @@ class GroupCommitWriter:
             self._raw.close()
             self._raw = None
 
-    async def settle(self, s: Settlement, *, alone: bool = False) -> Money:
-        """Queue ``s``; returns what it charged once its batch is committed.
-
-        ``alone``: the caller has no other request in flight. If the writer is idle too, the
-        batch of one is written right here on SQLite (when the write lock is free at once),
-        saving the two thread switches a lone request would otherwise wait for.
-        """
-        if alone and self.db.is_sqlite and self._queue.empty() and self._busy.acquire(False):
-            try:
-                charged = self._commit_inline(s)
-            finally:
-                self._busy.release()
-            if charged is not None:
-                return charged
-        fut: Future[Money] = Future()
-        self._queue.put(_Job(s, None, fut))
-        return await asyncio.wrap_future(fut)
+    async def settle(self, s: Settlement) -> Money:
+        """Settle ``s`` with the others of this turn of the loop; returns what it charged
+        once their transaction is committed."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Money] = loop.create_future()
+        pending = self._pending.get(loop)
+        if pending is None:
+            pending = self._pending[loop] = []
+            loop.call_soon(self._flush, loop)
+        pending.append((s, fut))
+        return await fut
 
     async def call(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in the writer's thread, in a transaction of its own (allowance runs,
@@ -109,6 +113,38 @@ class GroupCommitWriter:
         fut: Future[T] = Future()
         self._queue.put(_Job(None, fn, fut))
         return await asyncio.wrap_future(fut)
+
+    # -- on the loop ----------------------------------------------------------------------
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        waiting = self._pending.pop(loop)
+        batch = [s for s, _ in waiting]
+        if self.db.is_sqlite and self._queue.empty() and self._busy.acquire(False):
+            try:
+                charged = self._commit_inline(batch)
+            finally:
+                self._busy.release()
+            if charged is not None:
+                _resolve(waiting, charged)
+                return
+        done: Future[list[Outcome]] = Future()
+        done.add_done_callback(lambda f: loop.call_soon_threadsafe(_resolve, waiting, f.result()))
+        self._queue.put(_Job(batch, None, done))
+
+    def _commit_inline(self, batch: list[Settlement]) -> list[Money] | None:
+        """Write ``batch`` now; None if the lock was taken or it failed (then the writer
+        thread tries, and reports the failure)."""
+        try:
+            with immediate(self._connection(), wait=False) as cur:
+                charged = settle_sqlite.write_batch(cur, batch, datetime.now(UTC))
+        except Busy:
+            return None
+        except Exception:
+            log.warning("settling a batch of %d inline failed; the writer retries", len(batch))
+            return None
+        self.batches += 1
+        self.inline += 1
+        self.settled += len(batch)
+        return charged
 
     # -- the writer thread ----------------------------------------------------------------
     def _run(self) -> None:
@@ -128,19 +164,6 @@ class GroupCommitWriter:
                     break
                 jobs.append(nxt)
             self._process(jobs)
-
-    def _commit_inline(self, s: Settlement) -> Money | None:
-        """Write ``s`` alone now; None if the lock was taken or it failed (then the writer
-        thread tries, and reports the failure)."""
-        try:
-            with immediate(self._connection(), wait=False) as cur:
-                charged = settle_sqlite.write_batch(cur, [s], datetime.now(UTC))
-        except Exception:
-            return None
-        self.batches += 1
-        self.settled += 1
-        self.inline += 1
-        return charged[0]
 
     def _checkpoint(self) -> None:
         """Copy the WAL back into the database file every second, off the request path
@@ -165,17 +188,20 @@ class GroupCommitWriter:
             self._process_jobs(jobs)
 
     def _process_jobs(self, jobs: list[_Job]) -> None:
-        settles = [j for j in jobs if j.settlement is not None]
-        if settles:
+        batches = [j for j in jobs if j.settlements is not None]
+        if batches:
+            everything = [s for j in batches for s in j.settlements or ()]
+            outcomes: list[Outcome]
             try:
-                self._commit(settles)
+                outcomes = list(self._commit(everything))
             except Exception:  # find the bad one: settle each alone, so the rest land
-                log.exception("settlement batch of %d failed; retrying one by one", len(settles))
-                for j in settles:
-                    try:
-                        self._commit([j])
-                    except Exception as exc:
-                        j.future.set_exception(exc)
+                log.exception("settlement batch of %d failed; retrying one by one", len(everything))
+                outcomes = [self._commit_alone(s) for s in everything]
+            at = 0
+            for j in batches:
+                n = len(j.settlements or ())
+                j.future.set_result(outcomes[at : at + n])
+                at += n
         for j in jobs:
             if j.call is not None:
                 try:
@@ -184,8 +210,13 @@ class GroupCommitWriter:
                 except Exception as exc:
                     j.future.set_exception(exc)
 
-    def _commit(self, settles: list[_Job]) -> None:
-        batch = [j.settlement for j in settles if j.settlement]
+    def _commit_alone(self, s: Settlement) -> Outcome:
+        try:
+            return self._commit([s])[0]
+        except Exception as exc:
+            return exc
+
+    def _commit(self, batch: list[Settlement]) -> list[Money]:
         now = datetime.now(UTC)
         if self.db.is_sqlite:
             charged = self._commit_sqlite(batch, now)
@@ -193,9 +224,8 @@ class GroupCommitWriter:
             with self.db.begin() as conn:
                 charged = self._write_batch(conn, batch, now)
         self.batches += 1
-        self.settled += len(settles)
-        for j, amount in zip(settles, charged, strict=True):
-            j.future.set_result(amount)
+        self.settled += len(batch)
+        return charged
 
     def _commit_sqlite(self, batch: list[Settlement], now: datetime) -> list[Money]:
         with immediate(self._connection()) as cur:
@@ -226,3 +256,14 @@ class GroupCommitWriter:
                 update(virtual_keys).where(virtual_keys.c.id.in_(key_ids)).values(last_used_utc=now)
             )
         return charged
+
+
+def _resolve(waiting: list[tuple[Settlement, Any]], outcomes: Sequence[Outcome]) -> None:
+    """Release the requests waiting on a batch (on their loop)."""
+    for (_, fut), outcome in zip(waiting, outcomes, strict=True):
+        if fut.done():  # the request was cancelled while it waited
+            continue
+        if isinstance(outcome, Exception):
+            fut.set_exception(outcome)
+        else:
+            fut.set_result(outcome)
