@@ -155,8 +155,8 @@ def person_spend_by_day(
 
 
 def _bucket(conn: Connection) -> Any:
-    """15-minute UTC buckets of ``ledger_entries.recorded_utc``, placed on local days later."""
-    col = ledger_entries.c.recorded_utc
+    """15-minute UTC buckets of ``ledger_entries.effective_utc``, placed on local days later."""
+    col = ledger_entries.c.effective_utc
     if conn.dialect.name == "sqlite":
         return cast(func.strftime("%s", col), Integer) // BUCKET_SECONDS
     return func.floor(func.extract("epoch", col) / BUCKET_SECONDS)
@@ -164,10 +164,10 @@ def _bucket(conn: Connection) -> Any:
 
 @dataclass(frozen=True)
 class LedgerDays:
-    """One account's money movements per local day since ``since`` (by recording time)."""
+    """One account's money movements per local day from ``since`` (by effective time)."""
 
     balance_now_nanousd: int
-    opening_nanousd: int  # the balance before ``since``
+    opening_nanousd: int  # the balance before ``since`` (what took effect earlier)
     credits_by_day: dict[date, int]  # net of grants, adjustments and reversals
     lapsed_by_day: dict[date, int]  # expiries, positive
     usage_by_day: dict[date, int]  # usage charged, positive
@@ -175,7 +175,9 @@ class LedgerDays:
 
 def ledger_days(conn: Connection, account_key: str, since: date, tz: str) -> LedgerDays:
     """Reads the account's entries recorded since local midnight of ``since`` (indexed by
-    account and recording time), summed in the database per 15-minute bucket and kind."""
+    account and recording time), summed in the database per 15-minute bucket of their
+    effective time and kind. An entry recorded late (an allowance run catching up, usage
+    imported days after) lands on the day it took effect, or in the opening balance."""
     head = conn.execute(
         select(accounts.c.id, accounts.c.balance_nanousd).where(accounts.c.key == account_key)
     ).first()
@@ -193,6 +195,8 @@ def ledger_days(conn: Connection, account_key: str, since: date, tz: str) -> Led
     moved = 0
     for r in conn.execute(q):
         day = datetime.fromtimestamp(int(r.bucket) * BUCKET_SECONDS, UTC).astimezone(local).date()
+        if day < since:
+            continue  # took effect before the window: part of the opening balance
         amount = int(r.amount)
         moved += amount
         kind = r.kind if r.kind in ("expiry", "usage") else "credit"
