@@ -14,6 +14,7 @@ Code and the SDK never retry it); OpenAI clients get 429 ``usage_limit_reached``
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -114,9 +115,28 @@ class _HideStreamCuts(logging.Filter):
 STREAM_CUT_FILTER = _HideStreamCuts()
 
 
+class _RequestIds:
+    """``twr_``, 16 random hex digits drawn once per process, and a 12-digit counter:
+    unique across workers and restarts without a ``getrandom`` call per request."""
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self._prefix = "twr_" + os.urandom(8).hex()
+        self._count = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._count):012x}"
+
+
+_REQUEST_IDS = _RequestIds()
+
+
 def new_request_id() -> str:
-    """Ours, for every request: ``twr_`` and 24 hex digits."""
-    return "twr_" + os.urandom(12).hex()
+    """Ours, for every request: ``twr_`` and 28 hex digits, unique."""
+    return _REQUEST_IDS.next()
 
 
 class GatewayError(Exception):
