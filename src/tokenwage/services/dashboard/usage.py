@@ -136,24 +136,6 @@ def usage_by(
     return out
 
 
-def spend_by_day(
-    conn: Connection, first: date, last: date, person_ids: Collection[int] | None = None
-) -> dict[date, int]:
-    rows = usage_by(conn, ["day"], first, last, person_ids=person_ids)
-    return {k[0]: v.cost_nanousd for k, v in rows.items()}
-
-
-def person_spend_by_day(
-    conn: Connection, first: date, last: date, person_ids: Collection[int] | None = None
-) -> dict[int, dict[date, int]]:
-    out: dict[int, dict[date, int]] = {}
-    for (person, day), v in usage_by(
-        conn, ["person_id", "day"], first, last, person_ids=person_ids
-    ).items():
-        out.setdefault(person, {})[day] = v.cost_nanousd
-    return out
-
-
 def _bucket(conn: Connection) -> Any:
     """15-minute UTC buckets of ``ledger_entries.effective_utc``, placed on local days later."""
     col = ledger_entries.c.effective_utc
@@ -218,13 +200,6 @@ def first_entry_utc(conn: Connection, account_key: str) -> datetime | None:
     )
     found: datetime | None = conn.execute(q).scalar()
     return found
-
-
-def person_names(conn: Connection, person_ids: Collection[int] | None = None) -> dict[int, str]:
-    q = select(people.c.id, people.c.name)
-    if person_ids is not None:
-        q = q.where(people.c.id.in_(sorted(person_ids)))
-    return {int(r.id): r.name for r in conn.execute(q)}
 
 
 def model_label(provider: str, model: str) -> str:

@@ -15,7 +15,7 @@ from markupsafe import Markup
 from sqlalchemy import Connection
 
 from tokenwage.core.analytics import percent
-from tokenwage.core.money import NANO_PER_USD, Money
+from tokenwage.core.money import Money
 from tokenwage.core.org import zone
 from tokenwage.storage.org_repo import OrgRepo
 from tokenwage.web.auth import Viewer, page_viewer
@@ -126,7 +126,3 @@ def chart_data(spec: dict[str, Any]) -> Markup:
     """The spec as JSON safe inside ``<script type="application/json">``."""
     text = orjson.dumps(spec).decode().replace("<", "\\u003c").replace(">", "\\u003e")
     return Markup(text.replace("&", "\\u0026"))  # noqa: S704 - escaped above
-
-
-def usd_of(nanousd: int) -> Decimal:
-    return Decimal(nanousd) / NANO_PER_USD
