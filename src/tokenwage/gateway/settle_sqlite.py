@@ -51,9 +51,10 @@ def _json(values: list[Any]) -> str:
     return orjson.dumps(values).decode()
 
 
-def write_batch(cur: Any, batch: list[Settlement], now: datetime) -> list[Money]:
-    """Write ``batch`` with sqlite3 cursor ``cur`` inside the caller's transaction; returns
-    what each settlement charged (zero when already recorded or not charged)."""
+def write_batch(cur: Any, batch: list[Settlement], now: datetime, touch: list[int]) -> list[Money]:
+    """Write ``batch`` with sqlite3 cursor ``cur`` inside the caller's transaction and mark
+    keys ``touch`` used; returns what each settlement charged (zero when already recorded
+    or not charged)."""
     ids = [s.ticket.facts.request_id for s in batch]
     done = {
         r[0]
@@ -68,10 +69,10 @@ def write_batch(cur: Any, batch: list[Settlement], now: datetime) -> list[Money]
     _append_ledger(cur, drafts, now)
     if records:
         _insert_records(cur, records)
-        key_ids = sorted({s.ticket.key.id for s in batch})
+    if touch:
         cur.execute(
             f"UPDATE virtual_keys SET last_used_utc = ? WHERE id {_IN}",
-            (sqlite_ts(now), _json(key_ids)),
+            (sqlite_ts(now), _json(touch)),
         )
     return charged
 

@@ -26,6 +26,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from tokenwage.storage.usage_rows import record_usage
 log = logging.getLogger("tokenwage.gateway.writer")
 T = TypeVar("T")
 CHECKPOINT_EVERY_S = 1.0
+TOUCH_EVERY_S = 1.0
 _SHRINK_LEASE = text(
     "UPDATE holds SET amount_nanousd = GREATEST(amount_nanousd - :n, 0) WHERE request_id = :lease"
 )
@@ -74,6 +76,7 @@ class GroupCommitWriter:
         self._checkpointer = threading.Thread(
             target=self._checkpoint, name="tokenwage-checkpoint", daemon=True
         )
+        self._touched: dict[int, float] = {}  # key id -> when its last_used_utc is due again
         self.batches = 0
         self.settled = 0
         self.inline = 0  # batches written on the loop's thread
@@ -135,7 +138,9 @@ class GroupCommitWriter:
         thread tries, and reports the failure)."""
         try:
             with immediate(self._connection(), wait=False) as cur:
-                charged = settle_sqlite.write_batch(cur, batch, datetime.now(UTC))
+                charged = settle_sqlite.write_batch(
+                    cur, batch, datetime.now(UTC), self._keys_to_touch(batch)
+                )
         except Busy:
             return None
         except Exception:
@@ -183,6 +188,19 @@ class GroupCommitWriter:
             self._raw = own_sqlite_connection(self.db)
         return self._raw
 
+    def _keys_to_touch(self, batch: list[Settlement]) -> list[int]:
+        """The keys of ``batch`` whose ``last_used_utc`` is due: at most one write per key
+        per ``TOUCH_EVERY_S`` (it is a page written per batch for a date to the second)."""
+        clock = time.monotonic()
+        due = []
+        for key_id in {s.ticket.key.id for s in batch}:
+            if self._touched.get(key_id, 0.0) <= clock:
+                self._touched[key_id] = clock + TOUCH_EVERY_S
+                due.append(key_id)
+        if len(self._touched) > 100_000:
+            self._touched.clear()
+        return sorted(due)
+
     def _process(self, jobs: list[_Job]) -> None:
         with self._busy:
             self._process_jobs(jobs)
@@ -229,7 +247,7 @@ class GroupCommitWriter:
 
     def _commit_sqlite(self, batch: list[Settlement], now: datetime) -> list[Money]:
         with immediate(self._connection()) as cur:
-            charged = settle_sqlite.write_batch(cur, batch, now)
+            charged = settle_sqlite.write_batch(cur, batch, now, self._keys_to_touch(batch))
         return charged
 
     def _write_batch(self, conn: Connection, batch: list[Settlement], now: datetime) -> list[Money]:
@@ -251,9 +269,10 @@ class GroupCommitWriter:
         LedgerRepo(conn).append(drafts, now)
         if records:
             record_usage(conn, records)
-            key_ids = sorted({s.ticket.key.id for s in batch})
+        touch = self._keys_to_touch(batch)
+        if touch:
             conn.execute(
-                update(virtual_keys).where(virtual_keys.c.id.in_(key_ids)).values(last_used_utc=now)
+                update(virtual_keys).where(virtual_keys.c.id.in_(touch)).values(last_used_utc=now)
             )
         return charged
 
