@@ -6,8 +6,9 @@
 For each backend it makes a fresh database (a SQLite file in a temporary directory; a
 PostgreSQL database created on ``--pg-url``'s server and dropped afterwards), migrates it,
 seeds the demo organisation (``--people`` people over ``--days`` days: teams, packages,
-allowances, grants, the ledger) and tops the usage records up to ``--records`` in bulk
-(``bench/dashboard_data.py``; ``usage_daily`` is kept by the same writer as in production).
+allowances, grants, the ledger; four people in five join the leaderboard) and tops the
+usage records up to ``--records`` in bulk (``bench/dashboard_data.py``; ``usage_daily`` is
+kept by the same writer as in production).
 Then it starts ``tokenwage serve`` as a child process on loopback, signs in through the
 /login form as the demo's member, manager, finance and admin people, and requests each
 page in :data:`PAGES` as its role ``--requests`` times, one after the other on one
