@@ -31,7 +31,7 @@ from tokenwage.core.org import Org
 from tokenwage.storage.db import Database
 from tokenwage.storage.ledger_repo import LedgerRepo
 from tokenwage.storage.org_repo import OrgRepo, person_account, pool_account
-from tokenwage.storage.schema import accounts, ledger_entries, org, people, teams
+from tokenwage.storage.schema import accounts, audit_log, ledger_entries, org, people, teams
 
 BERLIN = "Europe/Berlin"
 RUN_AT = "2026-03-15T12:00:00Z"  # allowance runs in these tests happen "as of" this instant
@@ -302,6 +302,29 @@ def test_grant_to_a_person_and_to_a_team_pool(acme: Cli, db: Database) -> None:
     assert [(e.kind, e.amount_nanousd, e.meta["source"]) for e in bob] == [
         (EntryKind.GRANT, 250_000_000_000, "one-off")
     ]
+
+
+def test_changes_made_from_the_cli_are_audited(acme: Cli, db: Database) -> None:
+    acme.ok("grant", "bob@acme.io", "--amount", "250", "--reason", "spot")
+    prefix = acme.ok("keys", "create", "bob@acme.io", "--json").json()["prefix"]
+    acme.ok("keys", "revoke", prefix)
+    acme("grant", "ghost@acme.io", "--amount", "5", "--reason", "x")  # refused: no entry
+    with db.begin() as conn:
+        rows = conn.execute(
+            select(audit_log.c.actor, audit_log.c.action, audit_log.c.detail).order_by(
+                audit_log.c.id
+            )
+        ).all()
+    actions = [r.action for r in rows]
+    assert actions == ["package.set", "grant", "key.create", "key.revoke"]
+    assert all(r.actor.startswith("cli") for r in rows)
+    grant = json.loads(rows[1].detail)
+    assert (grant["person"], grant["amount_nanousd"], grant["reason"]) == (
+        "bob@acme.io",
+        250_000_000_000,
+        "spot",
+    )
+    assert json.loads(rows[0].detail)["allowance_usd"] == "500"
 
 
 def test_grant_refuses_bad_amounts_and_unknown_targets(acme: Cli, db: Database) -> None:

@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from tokenwage.cli.common import err, out, parse_amount, print_json, transaction
+from tokenwage.cli.common import audit, err, out, parse_amount, print_json, transaction
 from tokenwage.core.errors import InvalidInput, LedgerTampered
 from tokenwage.core.money import Money
 from tokenwage.core.package import MAX_ALLOWANCE_PER_PERIOD
@@ -62,6 +62,12 @@ def grant(
             reason=reason,
             now=now,
             expires_utc=parse_instant(expires, "--expires") if expires else None,
+        )
+        audit(
+            conn,
+            "grant",
+            {"person": email, "team": team, "amount_nanousd": entry.amount_nanousd}
+            | {"reason": reason},
         )
     to = email or f"team {team}"
     out.print(escape(f"Granted {Money(entry.amount_nanousd)} to {to} ({reason})"))

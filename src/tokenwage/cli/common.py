@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import getpass
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -26,6 +28,7 @@ from tokenwage.core.errors import (
 from tokenwage.core.money import Money
 from tokenwage.storage import migrate
 from tokenwage.storage.db import Database
+from tokenwage.storage.web_repo import WebRepo
 
 # Piped output (scripts, CI logs) gets wide tables instead of Rich's 80-column default.
 _WIDTH = None if sys.stdout.isatty() else 160
@@ -86,6 +89,19 @@ def transaction(ctx: typer.Context) -> Iterator[Connection]:
     """The command's one transaction: all of it is written, or none of it."""
     with state(ctx).database().begin() as conn:
         yield conn
+
+
+def cli_actor() -> str:
+    """How audit entries name whoever ran the command."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user name in a bare container
+        return "cli"
+
+
+def audit(conn: Connection, action: str, detail: dict[str, Any]) -> None:
+    """An audit entry for a change made from the command line (the dashboard writes its own)."""
+    WebRepo(conn).audit(cli_actor(), action, detail, datetime.now(UTC))
 
 
 def parse_amount(text: str, what: str, *, limit: Money | None = None) -> Money:

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from tokenwage.cli.books import parse_instant
-from tokenwage.cli.common import err, out, print_json, transaction
+from tokenwage.cli.common import audit, err, out, print_json, transaction
 from tokenwage.services import keys as service
 
 keys_app = typer.Typer(help="Virtual API keys for the gateway.", no_args_is_help=True)
@@ -38,6 +38,7 @@ def create(
             expires_utc=parse_instant(expires, "--expires") if expires else None,
             allowed_models=model,
         )
+        audit(conn, "key.create", {"person": email, "prefix": info.prefix})
     if as_json:
         print_json({"key": raw, "prefix": info.prefix, "name": info.name, "email": email})
         return
@@ -93,4 +94,5 @@ def revoke(ctx: typer.Context, prefix: str = typer.Argument(..., help="The key's
     """Revoke a key; the gateway refuses it within seconds."""
     with transaction(ctx) as conn:
         info = service.revoke_key(conn, prefix, datetime.now(UTC))
+        audit(conn, "key.revoke", {"prefix": info.prefix})
     out.print(f"Revoked {info.prefix} ({info.name})")

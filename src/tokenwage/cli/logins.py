@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import sys
 from datetime import UTC, datetime
 
@@ -10,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from tokenwage.cli.common import err, out, print_json, transaction
+from tokenwage.cli.common import cli_actor, err, out, print_json, transaction
 from tokenwage.core.errors import InvalidInput
 
 login_app = typer.Typer(help="Dashboard logins (argon2id password hashes).", no_args_is_help=True)
@@ -20,14 +19,6 @@ token_app = typer.Typer(help="API tokens for scripts calling the REST API.", no_
 def register(app: typer.Typer) -> None:
     app.add_typer(login_app, name="login")
     app.add_typer(token_app, name="api-token")
-
-
-def _actor() -> str:
-    """How audit entries name whoever ran the command."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):  # no user name in a bare container
-        return "cli"
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -56,7 +47,7 @@ def set_password(
 
     password = _read_password(password_stdin)
     with transaction(ctx) as conn:
-        who = service(conn, email, password, actor=_actor(), now=datetime.now(UTC))
+        who = service(conn, email, password, actor=cli_actor(), now=datetime.now(UTC))
     out.print(escape(f"Password set for {who.email} ({who.role.value})."))
 
 
@@ -66,7 +57,7 @@ def disable(ctx: typer.Context, email: str = typer.Argument(...)) -> None:
     from tokenwage.web.accounts import disable_login
 
     with transaction(ctx) as conn:
-        who = disable_login(conn, email, actor=_actor(), now=datetime.now(UTC))
+        who = disable_login(conn, email, actor=cli_actor(), now=datetime.now(UTC))
     out.print(escape(f"Login of {who.email} disabled; `login set-password` enables it again."))
 
 
@@ -85,7 +76,7 @@ def token_create(
 
     with transaction(ctx) as conn:
         info, raw = create_api_token(
-            conn, email, name, actor=_actor(), now=datetime.now(UTC), expires_days=expires_days
+            conn, email, name, actor=cli_actor(), now=datetime.now(UTC), expires_days=expires_days
         )
     if as_json:
         print_json({"token": raw, "prefix": info.prefix, "name": info.name, "email": info.email})
@@ -148,5 +139,5 @@ def token_revoke(
     from tokenwage.web.accounts import revoke_api_token
 
     with transaction(ctx) as conn:
-        info = revoke_api_token(conn, prefix, actor=_actor(), now=datetime.now(UTC))
+        info = revoke_api_token(conn, prefix, actor=cli_actor(), now=datetime.now(UTC))
     out.print(escape(f"Revoked {info.prefix} ({info.name}) of {info.email}"))

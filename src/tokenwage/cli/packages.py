@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from tokenwage.cli.common import out, parse_amount, print_json, transaction
+from tokenwage.cli.common import audit, out, parse_amount, print_json, transaction
 from tokenwage.core.compensation import CostBreakdown, compare_offers, team_cost
 from tokenwage.core.money import Money
 from tokenwage.core.package import CapMode, Package, Period, Rollover, TokenAllowance
@@ -71,6 +71,7 @@ def package_set(
     )
     with transaction(ctx) as conn:
         service.set_package(conn, email, pkg, supersede=supersede)
+        audit(conn, "package.set", {"person": email, **package_dict(pkg)})
     amount = pkg.allowance.amount
     out.print(escape(f"Package for {email} from {pkg.effective_from}: {amount} per {period}"))
 
