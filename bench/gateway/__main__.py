@@ -1,6 +1,6 @@
 """Gateway benchmark: latency added over the mock upstream, and throughput, measured with wrk.
 
-    .venv/bin/python -m bench.gateway [--duration 5] [--workers 2] [--quick]
+    .venv/bin/python -m bench.gateway [--duration 5] [--workers 2] [--quick] [--baseline]
 
 It makes a temporary SQLite database (migrated, WAL, ``synchronous=FULL`` as always), seeds
 one org, one person with a huge monthly allowance and one tokenwage key, then starts
@@ -24,8 +24,10 @@ then against the gateway, each for ``--duration`` seconds (at most 10) after a s
 * ``32 conn``: 32 connections, two wrk threads, as fast as they go (throughput).
 
 Reported per scenario and load: median and p99 latency and requests/s, direct and through
-the gateway, and the added latency (gateway percentile minus direct percentile). Then the
-machine facts and the load average before and after. Everything is on 127.0.0.1; every
+the gateway, and the added latency (gateway percentile minus direct percentile). With
+``--baseline``, each load also runs through ``bench/gateway/minimal_proxy.py`` (the same
+uvicorn + aiohttp stack forwarding only, no metering), the floor this machine allows at that
+moment. Then the machine facts and the load average before and after. Everything is on 127.0.0.1; every
 process started here is stopped and the temporary directory removed at the end.
 """
 
@@ -35,9 +37,12 @@ import argparse
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -103,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
         "--tmpdir", type=Path, default=None, help="where the SQLite file goes (default $TMPDIR)"
     )
     parser.add_argument("--quick", action="store_true", help="2 s per load")
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also measure a minimal forwarding proxy (bench/gateway/minimal_proxy.py)",
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
@@ -122,12 +132,16 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     started = datetime.now(UTC)
     rows: list[tuple[Scenario, Load, Result, Result]] = []
+    floor: list[tuple[Scenario, Load, Result, Result]] = []
     with tempfile.TemporaryDirectory(prefix="tokenwage-bench-gateway-", dir=args.tmpdir) as tmp:
         db_url = f"sqlite:///{Path(tmp) / 'tokenwage.db'}"
         key = _seed(db_url)
         mock_port = free_port()
         upstream = f"http://127.0.0.1:{mock_port}"
-        with _gateway(db_url, upstream, args.workers, Path(tmp)) as (gateway, gw_pgid):
+        with (
+            _gateway(db_url, upstream, args.workers, Path(tmp)) as (gateway, gw_pgid),
+            _minimal(upstream, args.workers, args.baseline) as (minimal, min_pgid),
+        ):
             for sc in scenarios:
                 loads = _loads(sc, args.rate)
                 with _mock(mock_port, sc, args.mock_workers, Path(tmp)) as mock_pgid:
@@ -138,18 +152,25 @@ def main(argv: list[str] | None = None) -> int:
                         via = _wrk(gateway, key, sc, load, duration, warmup, gw_pgid)
                         rows.append((sc, load, direct, via))
                         _progress(sc, load, direct, via)
+                        if minimal:
+                            bare = _wrk(minimal, ORG_KEY, sc, load, duration, warmup, min_pgid)
+                            floor.append((sc, load, direct, bare))
+                            _progress(sc, load, direct, bare, "minimal")
     load_after = os.getloadavg()
     print(_markdown(rows, started, args.workers, args.mock_workers, duration))
+    if floor:
+        print()
+        print(_floor_markdown(floor))
     print()
     print(machine_facts().markdown())
     print(f"- load average before: {_fmt_load(load_before)}; after: {_fmt_load(load_after)}")
     return 0
 
 
-def _progress(sc: Scenario, load: Load, d: Result, g: Result) -> None:
+def _progress(sc: Scenario, load: Load, d: Result, g: Result, via: str = "gateway") -> None:
     print(
         f"{sc.name:<32} {load.name:<8} direct {d.rps:8.0f} req/s p50 {d.p50_ms:6.2f} "
-        f"p99 {d.p99_ms:6.2f} | gateway {g.rps:8.0f} req/s p50 {g.p50_ms:6.2f} "
+        f"p99 {d.p99_ms:6.2f} | {via} {g.rps:8.0f} req/s p50 {g.p50_ms:6.2f} "
         f"p99 {g.p99_ms:6.2f} cpu/req {_opt(g.cpu_per_request_ms)} errors {d.errors + g.errors}",
         file=sys.stderr,
         flush=True,
@@ -278,6 +299,21 @@ def _markdown(
     return "\n".join(lines)
 
 
+def _floor_markdown(rows: list[tuple[Scenario, Load, Result, Result]]) -> str:
+    lines = [
+        "Minimal proxy (`bench/gateway/minimal_proxy.py`: same stack, forwarding only), "
+        "measured right after the gateway on each load:\n",
+        "| scenario | load | minimal req/s | **added p50** | **added p99** | CPU ms/req | errors |",
+        "|---|---|--:|--:|--:|--:|--:|",
+    ]
+    for sc, load, d, m in rows:
+        lines.append(
+            f"| {sc.name} | {load.name} | {m.rps:,.0f} | **{m.p50_ms - d.p50_ms:+.2f}** | "
+            f"**{m.p99_ms - d.p99_ms:+.2f}** | {_opt(m.cpu_per_request_ms)} | {m.errors} |"
+        )
+    return "\n".join(lines)
+
+
 def _opt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
@@ -313,6 +349,33 @@ def _gateway(db_url: str, upstream: str, workers: int, tmp: Path) -> Iterator[tu
     with (tmp / "gateway.log").open("wb") as log:
         with gateway_process(db_url, upstream, ORG_KEY, workers=workers, stderr=log) as (url, proc):
             yield url, proc.pid
+
+
+@contextmanager
+def _minimal(upstream: str, workers: int, wanted: bool) -> Iterator[tuple[str, int]]:
+    """The minimal proxy in front of ``upstream`` (its URL and process group), if wanted."""
+    if not wanted:
+        yield "", 0
+        return
+    port = free_port()
+    args = [sys.executable, "-m", "bench.gateway.minimal_proxy", "--port", str(port)]
+    args += ["--upstream", upstream, "--api-key", ORG_KEY, "--workers", str(workers)]
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(args, cwd=root, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("the minimal proxy did not start") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}", proc.pid
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
 
 
 if __name__ == "__main__":
