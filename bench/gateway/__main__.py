@@ -27,8 +27,9 @@ Reported per scenario and load: median and p99 latency and requests/s, direct an
 the gateway, and the added latency (gateway percentile minus direct percentile). With
 ``--baseline``, each load also runs through ``bench/gateway/minimal_proxy.py`` (the same
 uvicorn + aiohttp stack forwarding only, no metering), the floor this machine allows at that
-moment. Then the machine facts and the load average before and after. Everything is on 127.0.0.1; every
-process started here is stopped and the temporary directory removed at the end.
+moment. Then the machine facts and the load average before and after. Everything is on
+127.0.0.1; every process started here is stopped and the temporary directory removed at the
+end.
 """
 
 from __future__ import annotations
