@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, desc, select
+from sqlalchemy import Connection, desc, literal, select, union_all
 
 from tokenwage.core import analytics
 from tokenwage.core.money import Money
@@ -112,43 +112,84 @@ def ledger_page(conn: Connection, now: datetime, tz: str) -> LedgerPage:
         )
         for r in rows
     ]
-    return LedgerPage(chains, last, monthly_seals(conn, [(r.id, r.key) for r in rows], now, tz))
+    return LedgerPage(chains, last, monthly_seals(conn, now, tz))
 
 
-def monthly_seals(
-    conn: Connection, chains: Sequence[tuple[int, str]], now: datetime, tz: str
-) -> list[MonthSeal]:
+def monthly_seals(conn: Connection, now: datetime, tz: str) -> list[MonthSeal]:
     """Per month, newest first, from the first entry's month to this one."""
     e = ledger_entries.c
     first: datetime | None = conn.execute(select(e.recorded_utc).order_by(e.id).limit(1)).scalar()
     if first is None:
         return []
     months = _months(local_date(first, tz), local_date(now, tz))
-    before: dict[str, tuple[int, str]] = {}  # each chain's head at the previous month's end
+    ends = [month_bounds(year, month, tz)[1] for year, month in months]
+    heads = _heads_at(conn, ends)
+    before: dict[str, int] = {}  # each chain's head seq at the previous month's end
     out = []
-    for year, month in months:
-        _, end = month_bounds(year, month, tz)
-        heads: dict[str, tuple[int, str]] = {}
-        for account_id, key in chains:
-            row = conn.execute(
-                select(e.seq, e.hash)
-                .where(e.account_id == account_id, e.recorded_utc < end)
-                .order_by(desc(e.recorded_utc), desc(e.seq))
-                .limit(1)
-            ).first()
-            heads[key] = (int(row.seq), row.hash) if row else (0, "")
-        recorded = {k: seq - before.get(k, (0, ""))[0] for k, (seq, _) in heads.items()}
+    for i, (year, month) in enumerate(months):
+        at_end = heads.get(i, {})
+        recorded = {k: seq - before.get(k, 0) for k, (seq, _) in at_end.items()}
         out.append(
             MonthSeal(
                 month=f"{year}-{month:02d}",
                 entries=sum(recorded.values()),
                 chains=sum(1 for n in recorded.values() if n > 0),
-                seal=analytics.month_seal((k, s, h) for k, (s, h) in heads.items()),
-                closed=end <= now,
+                seal=analytics.month_seal((k, s, h) for k, (s, h) in at_end.items()),
+                closed=ends[i] <= now,
             )
         )
-        before = heads
+        before = {k: seq for k, (seq, _) in at_end.items()}
     return out[::-1]
+
+
+def _heads_at(conn: Connection, ends: Sequence[datetime]) -> dict[int, dict[str, tuple[int, str]]]:
+    """Every chain's last entry recorded before each of ``ends``, in two statements: the
+    last recording time per chain and month (one step back along the index on account and
+    recording time), then the entries recorded at those times (a batch may share one; the
+    highest seq is the head)."""
+    e = ledger_entries.alias("e")
+    parts = []
+    for i, end in enumerate(ends):
+        last_at = (
+            select(e.c.recorded_utc)
+            .where(e.c.account_id == accounts.c.id, e.c.recorded_utc < end)
+            .order_by(desc(e.c.recorded_utc))
+            .limit(1)
+            .scalar_subquery()
+        )
+        parts.append(
+            select(
+                literal(i).label("month"),
+                accounts.c.id.label("account_id"),
+                accounts.c.key.label("key"),
+                last_at.label("last_at"),
+            )
+        )
+    found = [r for r in conn.execute(union_all(*parts)) if r.last_at is not None]
+    if not found:
+        return {}
+    at = {(r.account_id, _utc(r.last_at)) for r in found}
+    le = ledger_entries.c
+    q = select(le.account_id, le.recorded_utc, le.seq, le.hash).where(
+        le.account_id.in_(sorted({a for a, _ in at})),
+        le.recorded_utc.in_(sorted({t for _, t in at})),
+    )
+    best: dict[tuple[int, datetime], tuple[int, str]] = {}
+    for r in conn.execute(q):
+        key = (r.account_id, r.recorded_utc)
+        if key in at and r.seq > best.get(key, (0, ""))[0]:
+            best[key] = (int(r.seq), r.hash)
+    out: dict[int, dict[str, tuple[int, str]]] = {}
+    for r in found:
+        out.setdefault(int(r.month), {})[r.key] = best[(r.account_id, _utc(r.last_at))]
+    return out
+
+
+def _utc(value: datetime | str) -> datetime:
+    """A union's column loses its type on SQLite: parse the stored text back to UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _months(first: date, last: date) -> list[tuple[int, int]]:
