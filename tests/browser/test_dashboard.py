@@ -1,7 +1,8 @@
 """The dashboard in Chromium, as each role uses it, against ``tokenwage serve`` on loopback.
 
 * Each role signs in and reads every page its navigation offers (a full-page screenshot
-  of each), and is refused the pages its role may not see.
+  of each), and is refused the pages its role may not see; the member's manager, finance
+  and admins open the member's page.
 * A member creates a key on /me, uses it through the gateway with the real ``openai``
   SDK, and sees the request and the lower balance appear on the open page without a reload.
 * An admin changes a person's allowance on /budgets through the confirmation step; the
@@ -71,6 +72,11 @@ def test_each_role_reads_the_pages_it_may_see(login: Login, site: Site, role: st
         screenshot(page, role, path.strip("/"))
     for path in REFUSED[role]:
         assert _open(page, site, path) == 403, f"{role} was shown {path}"
+    if role in ("manager", "finance", "admin"):  # the member reports to the manager
+        member = site.people["member"]
+        assert _open(page, site, f"/people/{member.id}") == 200
+        expect(page.locator("h1")).to_have_text(f"{member.name}'s tokens")
+        screenshot(page, role, "people-member")
 
 
 def test_key_created_on_me_is_metered_and_the_page_follows_live(
