@@ -101,7 +101,7 @@
         chart.update("none");
       }
     }
-    var stamp = root.querySelector("[data-live-stamp]");
+    var stamp = document.querySelector("[data-live-stamp]");
     if (stamp) { stamp.textContent = "updated " + new Date().toLocaleTimeString(); }
   }
 
