@@ -141,8 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         upstream = f"http://127.0.0.1:{mock_port}"
         with (
             _gateway(db_url, upstream, args.workers, Path(tmp)) as (gateway, gw_pgid),
-            _minimal(upstream, args.workers, args.baseline) as (minimal, min_pgid),
+            _minimal(upstream, args.workers, args.baseline, Path(tmp)) as (minimal, min_pgid),
         ):
+            _wait_idle(gw_pgid)  # every worker has started (imports, prices, allowance run)
+            _wait_idle(min_pgid)
             for sc in scenarios:
                 loads = _loads(sc, args.rate)
                 with _mock(mock_port, sc, args.mock_workers, Path(tmp)) as mock_pgid:
@@ -255,6 +257,20 @@ def _cpu_ms(pgid: int) -> float:
     return total * 1000.0 / ticks
 
 
+def _wait_idle(pgid: int, timeout_s: float = 30.0) -> None:
+    """Until the processes of group ``pgid`` use under 5% of a core (started up)."""
+    if not pgid:
+        return
+    deadline = time.monotonic() + timeout_s
+    before = _cpu_ms(pgid)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = _cpu_ms(pgid)
+        if now - before < 25:
+            return
+        before = now
+
+
 def _check(base: str, key: str, sc: Scenario) -> None:
     """One request, to fail early (and to see the stream really has its chunks)."""
     req = urllib.request.Request(
@@ -353,7 +369,7 @@ def _gateway(db_url: str, upstream: str, workers: int, tmp: Path) -> Iterator[tu
 
 
 @contextmanager
-def _minimal(upstream: str, workers: int, wanted: bool) -> Iterator[tuple[str, int]]:
+def _minimal(upstream: str, workers: int, wanted: bool, tmp: Path) -> Iterator[tuple[str, int]]:
     """The minimal proxy in front of ``upstream`` (its URL and process group), if wanted."""
     if not wanted:
         yield "", 0
@@ -362,7 +378,8 @@ def _minimal(upstream: str, workers: int, wanted: bool) -> Iterator[tuple[str, i
     args = [sys.executable, "-m", "bench.gateway.minimal_proxy", "--port", str(port)]
     args += ["--upstream", upstream, "--api-key", ORG_KEY, "--workers", str(workers)]
     root = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen(args, cwd=root, start_new_session=True)
+    log = (tmp / "minimal.log").open("wb")  # it logs each mock restart's dropped connections
+    proc = subprocess.Popen(args, cwd=root, stderr=log, start_new_session=True)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -377,6 +394,7 @@ def _minimal(upstream: str, workers: int, wanted: bool) -> Iterator[tuple[str, i
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=10)
+        log.close()
 
 
 if __name__ == "__main__":
