@@ -129,13 +129,13 @@ def demo_password(role: Role) -> str:
 
 
 def demo_logins(conn: Connection, now: datetime) -> list[tuple[Role, str, str]]:
-    """A dashboard login for each role: (role, email, password). The member is one who can
-    spend right now (a workday allowance is empty at the weekend), or gets a small welcome
-    grant, so requests with the demo's key go through and show on the member's page."""
+    """A dashboard login for each role: (role, email, password). The member is one with
+    money of their own right now (a workday allowance is empty at the weekend), or gets a
+    small welcome grant, so requests with the demo's key go through and show on their page."""
     from tokenwage.web.accounts import set_password
 
     first: dict[Role, str] = {}
-    able = {b.person.email for b in books.balances(conn, now) if b.spendable > Money.parse(1)}
+    able = {b.person.email for b in books.balances(conn, now) if b.balance > Money.parse(1)}
     people = sorted(OrgRepo(conn).list_people(), key=lambda p: (p.email not in able, p.id or 0))
     for person in people:
         first.setdefault(person.role, person.email)
