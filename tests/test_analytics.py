@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -232,3 +232,23 @@ def test_month_seal_covers_every_chain_head() -> None:
     assert seal != analytics.month_seal([("person:1", 3, "c" * 64), ("pool:data", 9, "b" * 64)])
     assert seal != analytics.month_seal([("person:1", 4, "a" * 64), ("pool:data", 9, "b" * 64)])
     assert len(seal) == 64
+
+
+def test_off_hours_counts_nights_and_weekends() -> None:
+    monday = datetime(2026, 11, 2, 12, 0)
+    times = [
+        (monday, 1),  # noon: working hours
+        (monday.replace(hour=6, minute=59), 2),  # before 07:00
+        (monday.replace(hour=20), 4),  # from 20:00
+        (monday.replace(hour=19, minute=59), 8),
+        (monday + timedelta(days=5), 16),  # Saturday noon
+    ]
+    found = analytics.off_hours(times)
+    assert (found.requests, found.outside, found.outside_cost_nanousd) == (5, 3, 22)
+    assert found.share == Decimal("0.6") and not found.notable  # fewer than five
+    many = analytics.off_hours([(monday.replace(hour=23), 1)] * 5 + [(monday, 1)] * 15)
+    assert many.notable and many.share == Decimal("0.25")
+    assert not analytics.off_hours([(monday.replace(hour=23), 1)] * 5 + [(monday, 1)] * 16).notable
+    assert analytics.off_hours([]).share is None
+    with pytest.raises(ValueError):
+        analytics.off_hours(times, start_hour=20, end_hour=7)

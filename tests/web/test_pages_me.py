@@ -5,7 +5,7 @@ On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -63,6 +63,17 @@ def test_live_numbers_follow_new_requests(
     assert after["fields"]["today"] == Money(used + more).usd()
     assert after["fields"]["today_sub"] == "6 requests"
     assert after["balance_nanousd"] == ALLOWANCE.nanousd - used - more
+
+
+def test_work_at_night_is_worth_a_look(client: TestClient, db: Database, org: Org_) -> None:
+    credit(db)
+    today = datetime.now(UTC).date()
+    night = datetime.combine(today - timedelta(days=today.weekday() + 7), time(23), UTC)
+    cost = spend(db, org.emails["oli"], n=6, at=night).cost_nanousd  # a Monday, 22:59 UTC
+    sign_in(client, "oli")
+    html = client.get("/me").text
+    assert "Worth a look" in html
+    assert f"6 of the last 6 requests (100%, {Money(cost).usd()}) were outside 07:00" in html
 
 
 def test_empty_page_guides_a_newcomer(client: TestClient, org: Org_) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
@@ -221,6 +221,44 @@ class UsageFlag:
                 f"usual day {Money(self.usual_nanousd)}"
             )
         return f"{Money(self.spend_nanousd)} on {self.day:%a %d %b} (weekend)"
+
+
+@dataclass(frozen=True)
+class OffHours:
+    """Of the requests looked at, those outside working hours (local time: weekends, and
+    weekdays before ``start_hour`` or from ``end_hour``)."""
+
+    requests: int
+    outside: int
+    outside_cost_nanousd: int
+    start_hour: int
+    end_hour: int
+
+    @property
+    def share(self) -> Decimal | None:
+        return ratio(self.outside, self.requests)
+
+    @property
+    def notable(self) -> bool:
+        """Worth a look: at least 5 such requests and a quarter of all."""
+        return self.outside >= 5 and 4 * self.outside >= self.requests
+
+
+def off_hours(
+    requests: Iterable[tuple[datetime, int]], *, start_hour: int = 7, end_hour: int = 20
+) -> OffHours:
+    """``requests`` as (local time, cost in nano-USD)."""
+    if not 0 <= start_hour < end_hour <= 24:
+        raise ValueError(
+            f"working hours {start_hour}-{end_hour} must satisfy 0 <= start < end <= 24"
+        )
+    n = outside = cost = 0
+    for at, nanousd in requests:
+        n += 1
+        if at.weekday() >= 5 or not start_hour <= at.hour < end_hour:
+            outside += 1
+            cost += nanousd
+    return OffHours(n, outside, cost, start_hour, end_hour)
 
 
 def median(values: Sequence[int]) -> int:

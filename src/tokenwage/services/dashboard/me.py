@@ -10,10 +10,10 @@ from sqlalchemy import Connection, desc, insert, select, update
 
 from tokenwage.core import analytics
 from tokenwage.core.allowances import allowance_in_force, next_refill
-from tokenwage.core.analytics import BurnDown, CapCheck, UsageFlag
+from tokenwage.core.analytics import BurnDown, CapCheck, OffHours, UsageFlag
 from tokenwage.core.errors import InvalidInput
 from tokenwage.core.money import Money
-from tokenwage.core.org import Person
+from tokenwage.core.org import Person, zone
 from tokenwage.core.package import Package, Period, TokenAllowance
 from tokenwage.core.periods import current_period, local_date, start_days
 from tokenwage.services.books import funds_for
@@ -32,6 +32,7 @@ from tokenwage.storage.org_repo import OrgRepo, person_account
 from tokenwage.storage.schema import person_settings, usage_records
 
 RECENT = 15
+OFF_HOURS_SAMPLE = 200  # recent requests looked at for work outside working hours
 HISTORY_DAYS = 30
 ALIAS_MAX = 40
 
@@ -102,6 +103,7 @@ class PersonPage:
     statements: list[str]  # "YYYY-MM", newest first
     settings: SharingSettings
     flags: list[UsageFlag]
+    off_hours: OffHours  # over the most recent requests
 
 
 def burn_window(allowance: TokenAllowance | None, now: datetime, tz: str) -> Window:
@@ -211,6 +213,7 @@ def person_page(conn: Connection, person_id: int, now: datetime) -> PersonPage:
         statements=statement_months(conn, person_id, now, tz),
         settings=sharing_settings(conn, person_id),
         flags=analytics.usage_flags(daily, since=history.first),
+        off_hours=analytics.off_hours(recent_times(conn, person_id, tz)),
     )
 
 
@@ -274,6 +277,21 @@ def recent_requests(conn: Connection, person_id: int, limit: int = RECENT) -> li
         )
         for r in conn.execute(q)
     ]
+
+
+def recent_times(
+    conn: Connection, person_id: int, tz: str, limit: int = OFF_HOURS_SAMPLE
+) -> list[tuple[datetime, int]]:
+    """The local time and cost of the newest ``limit`` requests (same index as above)."""
+    u = usage_records.c
+    q = (
+        select(u.used_utc, u.cost_nanousd)
+        .where(u.person_id == person_id)
+        .order_by(desc(u.used_utc))
+        .limit(limit)
+    )
+    local = zone(tz)
+    return [(r.used_utc.astimezone(local), int(r.cost_nanousd)) for r in conn.execute(q)]
 
 
 def keys_of(conn: Connection, person_id: int, now: datetime) -> list[KeyRow]:
