@@ -2,9 +2,11 @@
 ``tokenwage serve`` child process on loopback in front of ``tokenwage mock-upstream``.
 
 One small demo organisation (a dozen people over two weeks, the demo seeding's own code)
-is seeded once per session into a SQLite file; each role's person gets a login with
+is seeded once for this package into a SQLite file; each role's person gets a login with
 :data:`PASSWORD`. Every browser test runs in the ``browser`` xdist group, so one worker
-owns the servers and the browser.
+owns the servers and the browser. The fixtures are package-scoped, not session-scoped:
+Playwright's sync API keeps its event loop running in the main thread until it stops, and
+asyncio tests that the same worker runs afterwards could not start theirs.
 
 Chromium is ``/usr/bin/chromium`` (``make browser`` installs it); Playwright never downloads
 a browser. Without it the tests skip, unless ``TOKENWAGE_REQUIRE_SERVICES=1``, where they
@@ -105,9 +107,9 @@ def _seed(db_url: str) -> dict[str, Person]:
     return people
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def site(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[Site]:
-    """Seeded database, mock provider and ``tokenwage serve``, for the whole session."""
+    """Seeded database, mock provider and ``tokenwage serve``, for the browser tests."""
     _require_chromium()
     tmp = tmp_path_factory.mktemp("browser")
     path = tmp / "tokenwage.db"
@@ -132,14 +134,14 @@ def site(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Ite
         yield Site(f"http://127.0.0.1:{port}", db_url, people)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     _require_chromium()
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     b = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
     try:
