@@ -7,6 +7,7 @@
   SDK, and sees the request and the lower balance appear on the open page without a reload.
 * An admin changes a person's allowance on /budgets through the confirmation step; the
   change shows in the packages table, the audit log and on the person's page.
+* Finance verifies every hash chain from the Ledger page.
 * A member is refused another person's page, and that person's data through /api/v1,
   with the session cookie and with an API token.
 """
@@ -164,6 +165,16 @@ def _someone_else(site: Site) -> Person:
             return next(p for p in OrgRepo(conn).list_people() if p.id not in taken)
     finally:
         db.dispose()
+
+
+def test_finance_verifies_every_chain_on_the_ledger_page(login: Login, site: Site) -> None:
+    page = login("finance")
+    assert _open(page, site, "/ledger") == 200
+    with page.expect_navigation():
+        page.get_by_role("button", name="Verify every chain now").click()
+    expect(page.get_by_test_id("verification")).to_contain_text("Every chain holds")
+    expect(page.get_by_test_id("chains")).not_to_contain_text("broken")
+    screenshot(page, "finance", "ledger-verified")
 
 
 def test_a_member_is_refused_another_persons_page_and_api(
