@@ -103,10 +103,23 @@ def org_page(conn: Connection, range_name: str, now: datetime) -> OrgPage:
     tz = repo.get_org().timezone
     window = range_window(range_name, now, tz)
     first, last = window.first, window.last
-    spend = usage_by(conn, ["person_id"], first, last)
+    everyone = repo.list_people()
+    team_of = {p.id: p.team_slug or "" for p in everyone}
+    # one scan of usage_daily per day and person gives the per-person, per-team and
+    # per-day sums; one more per model
+    spend: dict[int, UsageTotals] = {}
+    per_day: dict[date, dict[str, int]] = {d: {} for d in window.days}
+    for (day, person_id), v in usage_by(conn, ["day", "person_id"], first, last).items():
+        spend[person_id] = spend.get(person_id, UsageTotals()) + v
+        team = team_of.get(person_id, "")
+        per_day[day][team] = per_day[day].get(team, 0) + v.cost_nanousd
+    by_team: dict[str, UsageTotals] = {}
+    for person_id, v in spend.items():
+        team = team_of.get(person_id, "")
+        by_team[team] = by_team.get(team, UsageTotals()) + v
     all_packages = repo.all_packages()
     people_rows: list[PersonCostRow] = []
-    for person in repo.list_people():
+    for person in everyone:
         assert person.id is not None
         cost = fully_loaded_cost(
             all_packages.get(person.id, []),
@@ -114,12 +127,11 @@ def org_page(conn: Connection, range_name: str, now: datetime) -> OrgPage:
             last,
             employed_from=person.start_date,
             employed_to=person.end_date,
-            token_spend=spend.get((person.id,), UsageTotals()).cost,
+            token_spend=spend.get(person.id, UsageTotals()).cost,
         )
         people_rows.append(PersonCostRow(person, cost))
     names = {t.slug: t.name for t in repo.list_teams()}
     pools = {p.team_slug: p for p in repo.pools()}
-    by_team = usage_by(conn, ["team"], first, last)
     teams = []
     for slug in [*sorted(names), None]:
         members = [r for r in people_rows if r.person.team_slug == slug]
@@ -141,16 +153,12 @@ def org_page(conn: Connection, range_name: str, now: datetime) -> OrgPage:
                 slug=slug or "",
                 name=names.get(slug or "", NO_TEAM),
                 people=len(members),
-                usage=by_team.get((slug,), UsageTotals()),
+                usage=by_team.get(slug or "", UsageTotals()),
                 cost=cost,
                 pool_committed=pool_committed,
             )
         )
     models = usage_by(conn, ["provider", "model"], first, last)
-    days = usage_by(conn, ["day", "team"], first, last)
-    per_day: dict[date, dict[str, int]] = {d: {} for d in window.days}
-    for (day, team), v in days.items():
-        per_day[day][team or ""] = v.cost_nanousd
     fairness = analytics.team_fairness(
         {
             t.name: [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -94,15 +94,10 @@ def _sums() -> list[Any]:
     return [*cols, func.coalesce(func.sum(d.cost_nanousd), 0).label("cost_nanousd")]
 
 
-def _totals(r: Any) -> UsageTotals:
-    return UsageTotals(
-        requests=int(r.requests),
-        input_tokens=int(r.input_tokens),
-        output_tokens=int(r.output_tokens),
-        cache_read_tokens=int(r.cache_read_tokens),
-        cache_write_tokens=int(r.cache_write_tokens),
-        cost_nanousd=int(r.cost_nanousd),
-    )
+def _totals(sums: Sequence[Any]) -> UsageTotals:
+    """From the ``_sums()`` columns, by position (PostgreSQL sums bigints as numeric)."""
+    requests, inp, out, cache_read, cache_write, cost = (int(v) for v in sums)
+    return UsageTotals(requests, inp, out, cache_read, cache_write, cost)
 
 
 def usage_by(
@@ -131,8 +126,8 @@ def usage_by(
         q = q.group_by(*keys)
     out: dict[tuple[Any, ...], UsageTotals] = {}
     n = len(keys)
-    for r in conn.execute(q):
-        out[tuple(r[:n])] = _totals(r)
+    for r in conn.execute(q).tuples():
+        out[r[:n]] = _totals(r[n:])
     return out
 
 
