@@ -126,7 +126,7 @@ def usage_by(
         q = q.group_by(*keys)
     out: dict[tuple[Any, ...], UsageTotals] = {}
     n = len(keys)
-    for r in conn.execute(q).tuples():
+    for r in conn.execute(q):
         out[r[:n]] = _totals(r[n:])
     return out
 
