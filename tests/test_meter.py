@@ -248,3 +248,18 @@ async def test_two_workers_leases_never_overspend_together(db: Database, db_url:
     with db.begin() as conn:
         assert LedgerRepo(conn).balance("person:1") >= 0
         assert conn.execute(select(func.count()).select_from(holds)).scalar_one() == 0
+
+
+async def test_settlements_of_one_turn_share_one_transaction(db: Database, db_url: str) -> None:
+    raw, _ = _org(db, 100)
+    usage = TokenUsage(input_tokens=100, output_tokens=10)
+    async with running(db_url) as meter:
+        tickets = [await meter.authorize(raw, _facts(f"twr_g{i}")) for i in range(20)]
+        before = meter.writer.batches
+        charged = await asyncio.gather(*(meter.settle(t, usage, status=200) for t in tickets))
+        assert meter.writer.batches == before + 1
+    price = Pricer(PricingPolicy()).price(usage, "anthropic", MODEL, datetime.now(UTC)).cost
+    assert charged == [price] * 20
+    with db.begin() as conn:
+        assert conn.execute(select(func.count()).select_from(usage_records)).scalar_one() == 20
+        assert LedgerRepo(conn).balance("person:1") == Money.parse(100).nanousd - 20 * price.nanousd
