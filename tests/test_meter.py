@@ -263,3 +263,25 @@ async def test_settlements_of_one_turn_share_one_transaction(db: Database, db_ur
     with db.begin() as conn:
         assert conn.execute(select(func.count()).select_from(usage_records)).scalar_one() == 20
         assert LedgerRepo(conn).balance("person:1") == Money.parse(100).nanousd - 20 * price.nanousd
+
+
+async def test_a_request_cancelled_while_settling_still_returns_its_hold(
+    db: Database, db_url: str
+) -> None:
+    raw, _ = _org(db, 100)
+    usage = TokenUsage(input_tokens=100, output_tokens=10)
+    async with running(db_url) as meter:
+        ticket = await meter.authorize(raw, _facts("twr_cancelled"))
+        waiting = asyncio.create_task(meter.settle(ticket, usage, status=200))
+        await asyncio.sleep(0)  # queued for this turn's batch
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        for _ in range(500):  # the batch still commits, then the hold goes back to the lease
+            if "twr_cancelled" not in meter.leases._open:
+                break
+            await asyncio.sleep(0.01)
+        (lease,) = meter.leases._leases.values()
+        assert lease.inflight == 0
+    with db.begin() as conn:
+        assert conn.execute(select(usage_records.c.request_id)).scalars().all() == ["twr_cancelled"]

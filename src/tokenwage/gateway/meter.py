@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from tokenwage.core import keys as keyfmt
 from tokenwage.core.allowances import allowance_in_force, next_refill
@@ -180,17 +181,14 @@ class DbMeter:
             used_utc=used,
             upstream_request_id=upstream_request_id,
         )
-        try:
-            charged = await self.writer.settle(settlement)
-        except Exception:  # its batch rolled back: the lease row was not shrunk
-            if ticket.lease is not None:
-                self.leases.give_back(ticket.facts.request_id, 0)
-            raise
-        # (cancelled while waiting: the batch may still commit, so the hold stays counted)
-        if ticket.lease is not None:
-            consumed = min(charged.nanousd, ticket.hold_nanousd)
-            self.leases.give_back(ticket.facts.request_id, consumed)
-        return charged
+        on_done = None if ticket.lease is None else partial(self._settled, ticket)
+        return await self.writer.settle(settlement, on_done)
+
+    def _settled(self, ticket: Ticket, outcome: Money | Exception) -> None:
+        """Return a settled request's hold to its lease, which the writer shrank by what it
+        used (nothing if its transaction failed)."""
+        used = 0 if isinstance(outcome, Exception) else min(outcome.nanousd, ticket.hold_nanousd)
+        self.leases.give_back(ticket.facts.request_id, used)
 
     async def cancel(self, ticket: Ticket, *, status: int) -> None:
         if ticket.lease is not None:

@@ -54,6 +54,7 @@ _SHRINK_LEASE = text(
 
 
 Outcome = Money | Exception
+_Waiting = tuple[Settlement, "asyncio.Future[Money]", Callable[[Outcome], None] | None]
 
 
 @dataclass(slots=True)
@@ -71,7 +72,7 @@ class GroupCommitWriter:
         self._thread = threading.Thread(target=self._run, name="tokenwage-writer", daemon=True)
         self._raw: Any = None  # SQLite: the writer's own driver connection
         self._busy = threading.Lock()  # held while a batch is written (thread or loop)
-        self._pending: dict[asyncio.AbstractEventLoop, list[tuple[Settlement, Any]]] = {}
+        self._pending: dict[asyncio.AbstractEventLoop, list[_Waiting]] = {}
         self._checkpoints = threading.Event()  # set: stop checkpointing
         self._checkpointer = threading.Thread(
             target=self._checkpoint, name="tokenwage-checkpoint", daemon=True
@@ -98,16 +99,19 @@ class GroupCommitWriter:
             self._raw.close()
             self._raw = None
 
-    async def settle(self, s: Settlement) -> Money:
+    async def settle(
+        self, s: Settlement, on_done: Callable[[Outcome], None] | None = None
+    ) -> Money:
         """Settle ``s`` with the others of this turn of the loop; returns what it charged
-        once their transaction is committed."""
+        once their transaction is committed. ``on_done`` is called on the loop with the
+        outcome, even if the caller was cancelled while it waited."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Money] = loop.create_future()
         pending = self._pending.get(loop)
         if pending is None:
             pending = self._pending[loop] = []
             loop.call_soon(self._flush, loop)
-        pending.append((s, fut))
+        pending.append((s, fut, on_done))
         return await fut
 
     async def call(self, fn: Callable[[Connection], T]) -> T:
@@ -120,7 +124,7 @@ class GroupCommitWriter:
     # -- on the loop ----------------------------------------------------------------------
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         waiting = self._pending.pop(loop)
-        batch = [s for s, _ in waiting]
+        batch = [w[0] for w in waiting]
         if self.db.is_sqlite and self._queue.empty() and self._busy.acquire(False):
             try:
                 charged = self._commit_inline(batch)
@@ -277,9 +281,11 @@ class GroupCommitWriter:
         return charged
 
 
-def _resolve(waiting: list[tuple[Settlement, Any]], outcomes: Sequence[Outcome]) -> None:
+def _resolve(waiting: list[_Waiting], outcomes: Sequence[Outcome]) -> None:
     """Release the requests waiting on a batch (on their loop)."""
-    for (_, fut), outcome in zip(waiting, outcomes, strict=True):
+    for (_, fut, on_done), outcome in zip(waiting, outcomes, strict=True):
+        if on_done is not None:
+            on_done(outcome)
         if fut.done():  # the request was cancelled while it waited
             continue
         if isinstance(outcome, Exception):
