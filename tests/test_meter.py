@@ -26,6 +26,7 @@ from tokenwage.storage.ledger_repo import LedgerRepo
 from tokenwage.storage.schema import holds, usage_records
 
 MODEL = "claude-sonnet-4"
+SMALL = TokenUsage(input_tokens=100, output_tokens=10)
 
 
 def _org(db: Database, allowance_usd: int) -> tuple[str, str]:
@@ -196,17 +197,16 @@ async def test_usage_charged_at_the_gateway_is_not_charged_again_by_an_import(
     from tokenwage.services.importing import import_usage
 
     raw, _ = _org(db, 100)
-    usage = TokenUsage(input_tokens=100, output_tokens=10)
     async with running(db_url) as meter:
         ticket = await meter.authorize(raw, _facts("twr_gw"))
-        await meter.settle(ticket, usage, status=200, upstream_request_id="req_provider_1")
+        await meter.settle(ticket, SMALL, status=200, upstream_request_id="req_provider_1")
     seen_in_logs = ImportedUsage(
         source="claude_code",
         key="msg_1:req_provider_1",
         used_utc=datetime.now(UTC),
         provider="anthropic",
         model=MODEL,
-        usage=usage,
+        usage=SMALL,
         upstream_request_id="req_provider_1",
     )
     with db.begin() as conn:
@@ -252,13 +252,12 @@ async def test_two_workers_leases_never_overspend_together(db: Database, db_url:
 
 async def test_settlements_of_one_turn_share_one_transaction(db: Database, db_url: str) -> None:
     raw, _ = _org(db, 100)
-    usage = TokenUsage(input_tokens=100, output_tokens=10)
     async with running(db_url) as meter:
         tickets = [await meter.authorize(raw, _facts(f"twr_g{i}")) for i in range(20)]
         before = meter.writer.batches
-        charged = await asyncio.gather(*(meter.settle(t, usage, status=200) for t in tickets))
+        charged = await asyncio.gather(*(meter.settle(t, SMALL, status=200) for t in tickets))
         assert meter.writer.batches == before + 1
-    price = Pricer(PricingPolicy()).price(usage, "anthropic", MODEL, datetime.now(UTC)).cost
+    price = Pricer(PricingPolicy()).price(SMALL, "anthropic", MODEL, datetime.now(UTC)).cost
     assert charged == [price] * 20
     with db.begin() as conn:
         assert conn.execute(select(func.count()).select_from(usage_records)).scalar_one() == 20
@@ -269,10 +268,9 @@ async def test_a_request_cancelled_while_settling_still_returns_its_hold(
     db: Database, db_url: str
 ) -> None:
     raw, _ = _org(db, 100)
-    usage = TokenUsage(input_tokens=100, output_tokens=10)
     async with running(db_url) as meter:
         ticket = await meter.authorize(raw, _facts("twr_cancelled"))
-        waiting = asyncio.create_task(meter.settle(ticket, usage, status=200))
+        waiting = asyncio.create_task(meter.settle(ticket, SMALL, status=200))
         await asyncio.sleep(0)  # queued for this turn's batch
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
