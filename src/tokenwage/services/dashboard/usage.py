@@ -17,7 +17,13 @@ from tokenwage.core.periods import local_date, local_midnight
 from tokenwage.storage.schema import accounts, ledger_entries, people, teams, usage_daily
 
 BUCKET_SECONDS = 900  # every real UTC offset is a multiple of 15 minutes
-_TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+_TOKENS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,7 @@ class UsageTotals:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     cost_nanousd: int = 0
+    reasoning_tokens: int = 0  # part of output_tokens, not added to tokens again
 
     @property
     def tokens(self) -> int:
@@ -59,6 +66,7 @@ class UsageTotals:
             self.cache_read_tokens + other.cache_read_tokens,
             self.cache_write_tokens + other.cache_write_tokens,
             self.cost_nanousd + other.cost_nanousd,
+            self.reasoning_tokens + other.reasoning_tokens,
         )
 
 
@@ -96,26 +104,34 @@ def _sums() -> list[Any]:
 
 def _totals(sums: Sequence[Any]) -> UsageTotals:
     """From the ``_sums()`` columns, by position (PostgreSQL sums bigints as numeric)."""
-    requests, inp, out, cache_read, cache_write, cost = (int(v) for v in sums)
-    return UsageTotals(requests, inp, out, cache_read, cache_write, cost)
+    requests, inp, out, cache_read, cache_write, reasoning, cost = (int(v) for v in sums)
+    return UsageTotals(requests, inp, out, cache_read, cache_write, cost, reasoning)
 
 
 def usage_by(
     conn: Connection,
     group: Iterable[str],
-    first: date,
-    last: date,
+    first: date | None,
+    last: date | None,
     *,
     person_ids: Collection[int] | None = None,
+    source: str | None = None,
 ) -> dict[tuple[Any, ...], UsageTotals]:
-    """``usage_daily`` summed from ``first`` to ``last`` per the ``group`` columns, which
-    may be ``day``, ``person_id``, ``provider``, ``model``, ``source`` and ``team`` (the
-    person's team slug); for everyone or for ``person_ids``."""
+    """``usage_daily`` summed from ``first`` to ``last`` (None: no bound) per the ``group``
+    columns, which may be ``day``, ``person_id``, ``provider``, ``model``, ``source`` and
+    ``team`` (the person's team slug); for everyone or for ``person_ids``, from every
+    source or one."""
     d = usage_daily.c
     keys: list[Any] = []
     for name in group:
         keys.append(teams.c.slug.label("team") if name == "team" else d[name])
-    q = select(*keys, *_sums()).where(d.day >= first, d.day <= last)
+    q = select(*keys, *_sums())
+    if first is not None:
+        q = q.where(d.day >= first)
+    if last is not None:
+        q = q.where(d.day <= last)
+    if source is not None:
+        q = q.where(d.source == source)
     if "team" in group:
         q = q.join(people, people.c.id == d.person_id).outerjoin(
             teams, teams.c.id == people.c.team_id

@@ -1,6 +1,15 @@
 """Usage: ``/api/v1/people/{id}/usage`` (by day, month or model), ``.../usage/records``
 (one row per request, newest first) and ``/api/v1/usage`` (organisation-wide: finance and
-admins). The sums come from :mod:`tokenwage.services.reports`."""
+admins).
+
+The sums read ``usage_daily`` (:func:`tokenwage.services.dashboard.usage.usage_by`, as the
+dashboard pages do): one row per org-local day, person, model and source, kept equal to
+the records in the same transaction, so a year of a large organisation's usage is summed
+from thousands of rows, not millions. Days and months are the organisation's local ones.
+Unattributed records (no person) are not in it, so ``/api/v1/usage`` leaves them out, as
+every dashboard page does. The record list reads ``usage_records`` one page at a time,
+by the index on (person_id, used_utc).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +17,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Connection, and_, or_, select
 
 from tokenwage.core.errors import InvalidInput
 from tokenwage.core.org import zone
-from tokenwage.services.reports import ReportFilter, ReportKind, Totals, usage_report
+from tokenwage.services.dashboard.usage import UsageTotals, model_label, usage_by
 from tokenwage.storage.org_repo import OrgRepo
-from tokenwage.storage.schema import usage_records
+from tokenwage.storage.schema import people, usage_records
 from tokenwage.web.api.common import (
     PREFIX,
     Cursor,
@@ -32,40 +41,60 @@ from tokenwage.web.api.common import (
 router = APIRouter(prefix=PREFIX, tags=["usage"])
 
 Group = Literal["day", "month", "model"]
-_KINDS: dict[str, ReportKind] = {"day": "daily", "month": "monthly", "model": "models"}
+_COLUMNS: dict[str, tuple[str, ...]] = {
+    "day": ("day",),
+    "month": ("day",),  # days summed into months here: a few hundred rows at most
+    "model": ("provider", "model"),
+}
 Since = Annotated[date | None, Query(description="First local day, included.")]
 Until = Annotated[date | None, Query(description="Last local day, included.")]
 Source = Annotated[str | None, Query(description="gateway, claude_code, codex, ...")]
 
 
-def totals_json(t: Totals) -> dict[str, Any]:
+def totals_json(t: UsageTotals) -> dict[str, Any]:
     return {
         "requests": t.requests,
         "input_tokens": t.input_tokens,
         "output_tokens": t.output_tokens,
         "cache_read_tokens": t.cache_read_tokens,
-        "cache_write_tokens": t.cache_create_tokens,
+        "cache_write_tokens": t.cache_write_tokens,
         "reasoning_tokens": t.reasoning_tokens,
-        "total_tokens": t.total_tokens,
+        "total_tokens": t.tokens,
         **money("cost", t.cost_nanousd),
     }
 
 
+def _label(group: Group, key: tuple[Any, ...]) -> str:
+    if group == "model":
+        return model_label(key[0], key[1])
+    day: date = key[0]
+    return day.isoformat() if group == "day" else day.strftime("%Y-%m")
+
+
 def _report(
-    db: Db,
+    conn: Connection,
     group: Group,
-    flt: ReportFilter,
+    person_ids: list[int] | None,
+    source: str | None,
+    since: date | None,
+    until: date | None,
     limit: int,
     cursor: str | None,
 ) -> dict[str, Any]:
-    with db.begin() as conn:
-        report = usage_report(conn, _KINDS[group], flt)
-    rows = [{group: row.label, **totals_json(row.totals)} for row in report.rows]
+    if since and until and since > until:
+        raise InvalidInput(f"since {since} is after until {until}")
+    tz = OrgRepo(conn).get_org().timezone
+    sums = usage_by(conn, _COLUMNS[group], since, until, person_ids=person_ids, source=source)
+    by_label: dict[str, UsageTotals] = {}
+    for key, totals in sums.items():
+        label = _label(group, key)
+        by_label[label] = by_label.get(label, UsageTotals()) + totals
+    rows = [{group: label, **totals_json(t)} for label, t in by_label.items()]
     items, next_cursor = paged(rows, lambda r: (r[group],), limit, cursor)
     return {
         "group": group,
-        "timezone": report.timezone,
-        "totals": totals_json(report.total),
+        "timezone": tz,
+        "totals": totals_json(sum(by_label.values(), UsageTotals())),
         "items": items,
         "next_cursor": next_cursor,
     }
@@ -83,8 +112,9 @@ def person_usage(
     cursor: Cursor = None,
 ) -> dict[str, Any]:
     """A person's usage summed per local day, month or model, with the period's totals."""
-    flt = ReportFilter(person_email=person.email, source=source, since=since, until=until)
-    return _report(db, group, flt, limit, cursor)
+    assert person.id is not None
+    with db.begin() as conn:
+        return _report(conn, group, [person.id], source, since, until, limit, cursor)
 
 
 @router.get("/usage")
@@ -99,9 +129,16 @@ def org_usage(
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> dict[str, Any]:
-    """Everyone's usage (or one team's) per local day, month or model (finance, admin)."""
-    flt = ReportFilter(team=team, source=source, since=since, until=until)
-    return _report(db, group, flt, limit, cursor)
+    """Everyone's usage (or one team's) per local day, month or model (finance, admin).
+    Records attributed to nobody are left out."""
+    with db.begin() as conn:
+        ids = None
+        if team is not None:
+            team_id = OrgRepo(conn).team_id(team)
+            ids = list(
+                conn.execute(select(people.c.id).where(people.c.team_id == team_id)).scalars()
+            )
+        return _report(conn, group, ids, source, since, until, limit, cursor)
 
 
 def _record_json(r: Any) -> dict[str, Any]:
