@@ -71,5 +71,5 @@ docs: install ## Regenerate docs/cli.md from the CLI.
 bench: install ## Ledger append benchmark (see docs/benchmarks.md).
 	$(BIN)/python -m bench.ledger_append
 
-clean: ## Remove the virtualenv, caches and the demo database.
-	rm -rf $(VENV) $(AGENTS) .demo .pytest_cache .mypy_cache .ruff_cache .hypothesis
+clean: ## Remove the virtualenv, caches, the demo database and assets/node_modules.
+	rm -rf $(VENV) $(AGENTS) .demo .pytest_cache .mypy_cache .ruff_cache .hypothesis assets/node_modules
