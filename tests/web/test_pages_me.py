@@ -190,7 +190,10 @@ def test_the_chart_library_is_served_from_the_install(client: TestClient, org: O
         assert r.status_code == 200 and "Chart.js" in r.text[:400]
     else:
         assert r.status_code == 404 and "make assets" in r.text
-    assert client.get("/vendor/secrets.txt").status_code == 404
+    assert vendor.CHART_JS == "/static/vendor/chart.umd.min.js"
+    assert client.get("/static/vendor/secrets.txt").status_code == 404
+    assert client.get("/vendor/chart.umd.min.js").status_code == 404  # the old place
+    assert client.get("/static/app.css").status_code == 200  # the mount still serves the rest
 
 
 def test_a_missing_install_names_the_fix(tmp_path: Path) -> None:

@@ -97,7 +97,6 @@ def create_web_app(database_url: str, *, settings: WebSettings | None = None) ->
     )
     errors.install(app)
     app.add_middleware(SecurityHeaders)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(login.router)
     app.include_router(account.router)
     if oidc is not None:
@@ -108,4 +107,7 @@ def create_web_app(database_url: str, *, settings: WebSettings | None = None) ->
         app.include_router(router)
     for router in page_routers():
         app.include_router(router)
+    # Last: routes are tried in order, and the mount would take every /static/ path,
+    # hiding the chart library's route at /static/vendor/ (pages/vendor.py).
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tokenwage.core.errors import NotFound
 
-URL_PREFIX = "/vendor"
+URL_PREFIX = "/static/vendor"  # before the /static mount: see create_web_app
 # name served under URL_PREFIX -> path inside node_modules
 VENDOR_FILES = {"chart.umd.min.js": "chart.js/dist/chart.umd.min.js"}
 CHART_JS = f"{URL_PREFIX}/chart.umd.min.js"

@@ -1,6 +1,6 @@
 // tokenwage dashboard: draws the charts from the JSON each page embeds, and keeps the
 // headline numbers live by polling a small JSON endpoint. No inline handlers, no globals
-// besides Chart (served from /vendor/, installed by `make assets`).
+// besides Chart (served from /static/vendor/, installed by `make assets`).
 (function () {
   "use strict";
 
