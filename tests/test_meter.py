@@ -17,6 +17,7 @@ from tokenwage.core.money import Money
 from tokenwage.core.pricing import Pricer, PricingPolicy
 from tokenwage.core.usage import TokenUsage
 from tokenwage.gateway.config import DowngradePolicy, GatewayConfig
+from tokenwage.gateway.leases import TTL as LEASE_TTL
 from tokenwage.gateway.meter import DbMeter, open_meter
 from tokenwage.gateway.ticket import RequestFacts
 from tokenwage.services.keys import create_key, revoke_key
@@ -248,6 +249,21 @@ async def test_two_workers_leases_never_overspend_together(db: Database, db_url:
     with db.begin() as conn:
         assert LedgerRepo(conn).balance("person:1") >= 0
         assert conn.execute(select(func.count()).select_from(holds)).scalar_one() == 0
+
+
+async def test_a_lease_row_expires_soon_so_a_crashed_worker_frees_its_money(
+    db: Database, db_url: str
+) -> None:
+    raw, _ = _org(db, 100)
+    async with running(db_url) as meter:
+        ticket = await meter.authorize(raw, _facts("twr_short"))
+        assert ticket.lease is not None
+        with db.begin() as conn:
+            (expires,) = conn.execute(
+                select(holds.c.expires_utc).where(holds.c.request_id.like("lease:%"))
+            ).one()
+        assert expires - datetime.now(UTC) <= LEASE_TTL  # not the 600 s of a request hold
+        await meter.settle(ticket, SMALL, status=200)
 
 
 async def test_settlements_of_one_turn_share_one_transaction(db: Database, db_url: str) -> None:

@@ -47,6 +47,9 @@ SHARE = 16
 """... but never more than this fraction of what the person may spend."""
 IDLE_S = 1.0
 """A lease with nothing in flight for this long is handed back."""
+TTL = timedelta(seconds=30)
+"""A lease row expires this long after its last renewal (a live worker renews it every
+quarter of that), so the money of a worker that crashed is free again within about 30 s."""
 
 
 class _Lease:
@@ -61,7 +64,7 @@ class _Lease:
 
 
 class Leases:
-    def __init__(self, holds: HoldStore, ttl: timedelta) -> None:
+    def __init__(self, holds: HoldStore, ttl: timedelta = TTL) -> None:
         self._holds = holds
         self._ttl = ttl
         self._worker = uuid.uuid4().hex[:12]

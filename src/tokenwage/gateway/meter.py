@@ -30,6 +30,7 @@ from tokenwage.core.pricing import Pricer
 from tokenwage.core.usage import TokenUsage
 from tokenwage.gateway.config import GatewayConfig
 from tokenwage.gateway.holds import HoldStore, Payer
+from tokenwage.gateway.leases import TTL as LEASE_TTL
 from tokenwage.gateway.leases import Leases
 from tokenwage.gateway.settlement import Settlement
 from tokenwage.gateway.ticket import RequestFacts, Ticket
@@ -69,7 +70,7 @@ class DbMeter:
         self.hold_db = Database(database_url, sqlite_synchronous="NORMAL")
         self.holds = HoldStore(self.hold_db)
         self._ttl = timedelta(seconds=config.holds.ttl_seconds)
-        self.leases = Leases(self.holds, self._ttl)
+        self.leases = Leases(self.holds, min(self._ttl, LEASE_TTL))
         self.writer = GroupCommitWriter(self.db)
         self._keys: dict[str, tuple[KeyInfo | None, float]] = {}
         self._payers: dict[int, tuple[_PayerInfo, float]] = {}
