@@ -22,6 +22,11 @@ from tokenwage.storage import migrate
 from tokenwage.storage.db import Database
 from tokenwage.storage.schema import metadata
 
+CHEAP_ARGON2 = {
+    "TOKENWAGE_WEB_ARGON2_TIME_COST": "1",
+    "TOKENWAGE_WEB_ARGON2_MEMORY_COST": "8",  # KiB
+    "TOKENWAGE_WEB_ARGON2_PARALLELISM": "1",
+}
 PG_ADMIN_DSN = os.environ.get("TOKENWAGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -37,10 +42,14 @@ def _unavailable(what: str) -> None:
 
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test touches the real user data directory or a stray database URL."""
+    """No test touches the real user data directory or a stray database URL; passwords are
+    hashed with cheap argon2 parameters (production's take ~0.3 s a hash), but for the test
+    that checks the defaults (tests/web/test_passwords.py)."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("TOKENWAGE_DATABASE_URL", raising=False)
+    for name, value in CHEAP_ARGON2.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture(scope="session")

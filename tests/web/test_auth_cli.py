@@ -6,6 +6,7 @@ import io
 from datetime import UTC, datetime
 
 import pytest
+from argon2 import extract_parameters
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
@@ -34,6 +35,7 @@ def test_set_password_from_stdin_then_sign_in(
         ).scalars()
         actions = [r.action for r in conn.execute(select(audit_log))]
     assert stored.startswith("$argon2id$") and "a-brand-new" not in stored
+    assert extract_parameters(stored).time_cost == 1  # TOKENWAGE_WEB_ARGON2_* as the suite set
     assert "login.password_change" in actions
     sign_in(client, "moe", "a-brand-new-password-9")
 

@@ -63,13 +63,16 @@ def change_password(
     if new_password != confirm_password:
         return _page(request, viewer, status_code=400, error="The new passwords differ.")
     with ctx.db.begin() as conn:
-        current_ok = accounts.authenticate(conn, viewer.email, current_password, now) is not None
+        current_ok = (
+            accounts.authenticate(conn, viewer.email, current_password, now, ctx.settings)
+            is not None
+        )
     if not current_ok:
         return _page(request, viewer, status_code=400, error="The current password is wrong.")
     try:
         with ctx.db.begin() as conn:
             account = accounts.set_password(
-                conn, viewer.email, new_password, actor=viewer.actor, now=now
+                conn, viewer.email, new_password, actor=viewer.actor, now=now, settings=ctx.settings
             )
     except InvalidInput as exc:
         return _page(request, viewer, status_code=400, error=str(exc))

@@ -18,6 +18,7 @@ from tokenwage.core.errors import InvalidInput, NotFound
 from tokenwage.core.org import normalise_email
 from tokenwage.storage.web_repo import Account, ApiTokenInfo, WebRepo
 from tokenwage.web import passwords
+from tokenwage.web.settings import WebSettings
 
 TOKEN_MARKER = "twa"
 _TOKEN = re.compile(r"^twa_([0-9a-f]{8})_[A-Za-z0-9_-]{43}$")
@@ -32,11 +33,18 @@ def account(conn: Connection, email: str) -> Account:
 
 
 def set_password(
-    conn: Connection, email: str, password: str, *, actor: str, now: datetime
+    conn: Connection,
+    email: str,
+    password: str,
+    *,
+    actor: str,
+    now: datetime,
+    settings: WebSettings | None = None,
 ) -> Account:
-    """Create or change a login; existing sessions of the person end."""
+    """Create or change a login; existing sessions of the person end. The hash has the
+    argon2 parameters of ``settings`` (default: the ``TOKENWAGE_WEB_*`` environment)."""
     who = account(conn, email)
-    password_hash = passwords.hash_password(password)
+    password_hash = passwords.hash_password(password, settings)
     repo = WebRepo(conn)
     created = repo.set_password_hash(who.person_id, password_hash, now)
     repo.delete_sessions_of(who.person_id)
@@ -53,25 +61,33 @@ def disable_login(conn: Connection, email: str, *, actor: str, now: datetime) ->
     return who
 
 
-def authenticate(conn: Connection, email: str, password: str, now: datetime) -> Account | None:
+def authenticate(
+    conn: Connection,
+    email: str,
+    password: str,
+    now: datetime,
+    settings: WebSettings | None = None,
+) -> Account | None:
     """The account if ``email`` has an enabled login and ``password`` matches, else None.
 
-    Unknown emails cost one argon2 verification too, so timing does not reveal them.
+    Unknown emails cost one argon2 verification too, so timing does not reveal them. A hash
+    made with other argon2 parameters than ``settings``' is re-hashed with theirs.
     """
     try:
         cleaned = normalise_email(email)
     except InvalidInput:
-        passwords.verify(None, password)
+        passwords.verify(None, password, settings)
         return None
     repo = WebRepo(conn)
     who = repo.account_by_email(cleaned)
     login = repo.login(who.person_id) if who else None
     usable = login is not None and login.disabled_utc is None
-    if not passwords.verify(login.password_hash if usable and login else None, password):
+    found = login.password_hash if usable and login else None
+    if not passwords.verify(found, password, settings):
         return None
     assert who is not None and login is not None
-    if passwords.needs_rehash(login.password_hash):
-        repo.rehash(who.person_id, passwords.rehash(password))
+    if passwords.needs_rehash(login.password_hash, settings):
+        repo.rehash(who.person_id, passwords.rehash(password, settings))
     repo.record_login(who.person_id, now)
     return who
 

@@ -117,7 +117,7 @@ def login_submit(
     ctx.limiter.attempt(ip)
     now = datetime.now(UTC)
     with ctx.db.begin() as conn:
-        account = accounts.authenticate(conn, email, password, now)
+        account = accounts.authenticate(conn, email, password, now, ctx.settings)
     if account is None:
         ctx.limiter.failed(key)
         return login_page(
