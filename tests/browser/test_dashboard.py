@@ -44,6 +44,10 @@ REFUSED = {
 }
 
 
+CHARTS_DRAWN = """() => Array.from(document.querySelectorAll("canvas[data-chart]"))
+    .every(c => typeof Chart !== "undefined" && Chart.getChart(c) !== undefined)"""
+
+
 def _open(page: Page, site: Site, path: str) -> int:
     """Go to ``path``; the HTTP status of the document."""
     response = page.goto(site.url(path), wait_until="load")
@@ -68,7 +72,8 @@ def test_each_role_reads_the_pages_it_may_see(login: Login, site: Site, role: st
         assert _open(page, site, path) == 200, path
         expect(page.locator("h1").first).to_be_visible()
         assert page.locator(".alert-error").count() == 0, path
-        # the charts drew (chart.js is served from /vendor/), no "charts missing" note
+        # every chart drew: chart.js (installed from npm, served by tokenwage) loaded
+        assert page.evaluate(CHARTS_DRAWN), f"a chart on {path} was not drawn"
         assert page.locator("[data-chart-missing]:visible").count() == 0, path
         screenshot(page, role, path.strip("/"))
     for path in REFUSED[role]:
