@@ -1,12 +1,14 @@
 """Engines for SQLite (the embedded default) and PostgreSQL.
 
 SQLite runs in WAL mode and every transaction starts with ``BEGIN IMMEDIATE``, so writers
-queue for the one write lock up front instead of failing half-way (the datasette recipe).
+queue for the one write lock up front instead of failing half-way (the datasette recipe);
+``Database.reading()`` gives deferred (read) transactions that never take that lock.
 PostgreSQL locks the account rows it appends to (``SELECT ... FOR UPDATE``).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +28,9 @@ def normalise_url(url: str) -> str:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
+
+
+_READ_ONLY = "tokenwage_read_only"
 
 
 class Database:
@@ -55,10 +60,33 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 
+    read_only = False
+
+    def reading(self) -> Database:
+        """This database for reading only: ``begin()`` then opens a snapshot that never waits
+        for writers and never holds them up, so all its queries see one state (SQLite: a
+        deferred transaction, which in WAL mode reads beside the one writer; PostgreSQL: a
+        ``REPEATABLE READ, READ ONLY`` transaction, which refuses any write). Dashboard pages
+        and API reads use it, so a page being rendered never delays the gateway's
+        settlements."""
+        view = copy.copy(self)
+        view.read_only = True
+        return view
+
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """One transaction: committed if the block returns, rolled back if it raises."""
         try:
+            if self.read_only:
+                with self.engine.connect() as conn:
+                    conn.execution_options(**{_READ_ONLY: True})
+                    with conn.begin():
+                        if self.dialect == "postgresql":
+                            conn.exec_driver_sql(
+                                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+                            )
+                        yield conn
+                return
             with self.engine.begin() as conn:
                 yield conn
         except OperationalError as exc:
@@ -85,6 +113,7 @@ def _sqlite_engine(url: str, database: str | None, echo: bool, synchronous: str)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine

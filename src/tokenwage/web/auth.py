@@ -26,11 +26,10 @@ from tokenwage.core.errors import Unauthenticated
 from tokenwage.core.org import Role
 from tokenwage.storage.web_repo import Account
 from tokenwage.web import accounts
-from tokenwage.web.context import web_context
+from tokenwage.web.context import SAFE_METHODS, web_context
 from tokenwage.web.errors import CsrfFailed, Forbidden, LoginRequired
 from tokenwage.web.sessions import SESSION_COOKIE, resolve_session
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 

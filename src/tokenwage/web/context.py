@@ -30,6 +30,11 @@ def web_context(request: HTTPConnection) -> WebContext:
     return ctx
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def database(request: HTTPConnection) -> Database:
-    """The app's one :class:`Database` (FastAPI dependency)."""
-    return web_context(request).db
+    """The app's one :class:`Database` (FastAPI dependency): read-only for GET and HEAD, so
+    reads never queue behind, or hold up, the gateway's writes."""
+    db = web_context(request).db
+    return db.reading() if request.scope.get("method") in SAFE_METHODS else db
