@@ -203,3 +203,14 @@ def test_a_missing_install_names_the_fix(tmp_path: Path) -> None:
     target.parent.mkdir(parents=True)
     target.write_text("/* Chart.js */")
     assert vendor.vendor_file("chart.umd.min.js", tmp_path) == target
+
+
+def test_request_counts_read_as_english() -> None:
+    from tokenwage.web.pages.common import requests_text
+
+    assert [requests_text(n) for n in (0, 1, 2, 1234)] == [
+        "0 requests",
+        "1 request",
+        "2 requests",
+        "1,234 requests",
+    ]

@@ -19,7 +19,7 @@ from tokenwage.core.money import Money
 from tokenwage.core.org import zone
 from tokenwage.storage.org_repo import OrgRepo
 from tokenwage.web.auth import Viewer, page_viewer
-from tokenwage.web.context import web_context
+from tokenwage.web.context import database
 from tokenwage.web.templating import templates
 
 PageViewer = Annotated[Viewer, Depends(page_viewer)]
@@ -27,7 +27,8 @@ PageViewer = Annotated[Viewer, Depends(page_viewer)]
 
 @contextmanager
 def transaction(request: Request) -> Iterator[Connection]:
-    with web_context(request).db.begin() as conn:
+    """The request's transaction: a read-only snapshot for GET and HEAD."""
+    with database(request).begin() as conn:
         yield conn
 
 
@@ -89,6 +90,11 @@ def meter_width(share: Decimal | None) -> str:
     return f"{min(share, Decimal(1)) * 100:.0f}%"
 
 
+def requests_text(count: int) -> str:
+    """``1 request``, ``2 requests``."""
+    return f"{count:,} request" + ("" if count == 1 else "s")
+
+
 def install_filters() -> None:
     env = templates().env
     env.filters.update(
@@ -97,6 +103,7 @@ def install_filters() -> None:
     env.filters["meter_width"] = meter_width
     env.filters["money_fine"] = money_fine
     env.filters["chart_data"] = chart_data
+    env.filters["requests_text"] = requests_text
 
 
 # -- charts -------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from tokenwage.web.pages.common import (
     day_labels,
     money,
     org_timezone,
+    requests_text,
     series,
     transaction,
 )
@@ -105,9 +106,9 @@ def _live_fields(conn: Connection, now: datetime) -> dict[str, str]:
     day = rows.get((today,), UsageTotals())
     return {
         "today": money(day.cost),
-        "today_sub": f"{day.requests} requests",
+        "today_sub": requests_text(day.requests),
         "month": money(month.cost),
-        "month_sub": f"{month.requests} requests",
+        "month_sub": requests_text(month.requests),
     }
 
 

@@ -22,6 +22,7 @@ from tokenwage.web.pages.common import (
     day_labels,
     money,
     org_timezone,
+    requests_text,
     series,
     transaction,
     usd_number,
@@ -103,9 +104,9 @@ def team_live(request: Request, viewer: TeamViewer, team: TeamParam = None) -> J
         {
             "fields": {
                 "month": money(month.cost),
-                "month_sub": f"{month.requests} requests",
+                "month_sub": requests_text(month.requests),
                 "today": money(day.cost),
-                "today_sub": f"{day.requests} requests",
+                "today_sub": requests_text(day.requests),
             },
             "today": {
                 "chart": "by-day",
