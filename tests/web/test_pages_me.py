@@ -214,3 +214,16 @@ def test_request_counts_read_as_english() -> None:
         "2 requests",
         "1,234 requests",
     ]
+
+
+def test_the_api_reference_uses_the_installed_swagger_ui_not_a_cdn(
+    client: TestClient, org: Org_
+) -> None:
+    page = client.get("/api/docs")
+    assert page.status_code == 200 and "/openapi.json" in page.text
+    assert "cdn." not in page.text and "https://" not in page.text.split("<body>")[0]
+    for name, media in (("swagger-ui-bundle.js", "javascript"), ("swagger-ui.css", "css")):
+        assert f"{vendor.URL_PREFIX}/{name}" in page.text
+        served = client.get(f"{vendor.URL_PREFIX}/{name}")
+        assert served.status_code == 200 and media in served.headers["content-type"]
+    assert "/api/docs" not in client.get("/openapi.json").json()["paths"]

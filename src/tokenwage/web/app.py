@@ -81,7 +81,7 @@ def create_web_app(database_url: str, *, settings: WebSettings | None = None) ->
         version=__version__,
         description=API_DESCRIPTION,
         openapi_url="/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # served by pages/vendor.py from the installed Swagger UI, not a CDN
         redoc_url=None,
         lifespan=lifespan,
     )
