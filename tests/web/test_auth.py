@@ -216,6 +216,9 @@ def test_security_headers(client: TestClient) -> None:
     assert page.headers["x-frame-options"] == "SAMEORIGIN"
     assert page.headers["x-content-type-options"] == "nosniff"
     assert page.headers["cache-control"] == "no-store"
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self';" in csp and "unsafe-eval" not in csp
+    assert "content-security-policy" not in client.get("/api/docs").headers  # inline start-up
     api = client.get("/api/v1/me")
     assert (
         api.headers["x-frame-options"] == "SAMEORIGIN"
