@@ -24,14 +24,10 @@ from tokenwage.core.ledger import EntryDraft, Head
 from tokenwage.core.money import Money
 from tokenwage.gateway.holds import read_funds_sqlite, sqlite_ts
 from tokenwage.gateway.settlement import Settlement, book, leases_consumed
+from tokenwage.storage.ledger_repo import INSERT_ENTRY_SQL, entry_row
 from tokenwage.storage.usage_rows import SUMMED, daily_sums
 
 _IN = "IN (SELECT value FROM json_each(?))"
-_ENTRY_COLUMNS = (
-    "account_id, seq, kind, amount_nanousd, effective_utc, recorded_utc, ref, memo,"
-    " expires_utc, meta, prev_hash, hash"
-)
-_INSERT_ENTRY = f"INSERT INTO ledger_entries ({_ENTRY_COLUMNS}) VALUES ({', '.join('?' * 12)})"
 _UPDATE_HEAD = (
     "UPDATE accounts SET head_seq = ?, head_hash = ?, balance_nanousd = ?, head_recorded_utc = ?"
     " WHERE id = ?"
@@ -119,23 +115,7 @@ def _append_ledger(cur: Any, drafts: list[EntryDraft], now: datetime) -> None:
         if last is not None:  # recording time never goes backwards within an account
             recorded = max(now, datetime.fromisoformat(last).replace(tzinfo=UTC))
         entries, head = ledger.append(Head(seq, head_hash, balance), account_drafts, recorded)
-        for e in entries:
-            rows.append(
-                (
-                    account_id,
-                    e.seq,
-                    str(e.kind),
-                    e.amount_nanousd,
-                    sqlite_ts(e.effective_utc),
-                    sqlite_ts(e.recorded_utc),
-                    e.ref,
-                    e.memo,
-                    sqlite_ts(e.expires_utc) if e.expires_utc else None,
-                    orjson.dumps(dict(e.meta), option=orjson.OPT_SORT_KEYS).decode(),
-                    e.prev_hash,
-                    e.hash,
-                )
-            )
+        rows.extend(entry_row(account_id, e, sqlite=True) for e in entries)
         updates.append(
             (
                 head.seq,
@@ -145,7 +125,7 @@ def _append_ledger(cur: Any, drafts: list[EntryDraft], now: datetime) -> None:
                 account_id,
             )
         )
-    cur.executemany(_INSERT_ENTRY, rows)
+    cur.executemany(INSERT_ENTRY_SQL, rows)
     cur.executemany(_UPDATE_HEAD, updates)
 
 

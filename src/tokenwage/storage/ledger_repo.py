@@ -28,7 +28,7 @@ _COLUMNS = (
     "account_id, seq, kind, amount_nanousd, effective_utc, recorded_utc, ref, memo,"
     " expires_utc, meta, prev_hash, hash"
 )
-_INSERT_SQL = f"INSERT INTO ledger_entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+INSERT_ENTRY_SQL = f"INSERT INTO ledger_entries ({_COLUMNS}) VALUES ({', '.join('?' * 12)})"
 _COPY_SQL = f"COPY ledger_entries ({_COLUMNS}) FROM STDIN"
 _REFS_PG = text(
     "SELECT e.ref FROM ledger_entries e"
@@ -142,7 +142,7 @@ class LedgerRepo:
             recorded = max(at, previous) if previous is not None else at
             entries, new_head = ledger.append(head, account_drafts, recorded)
             written.extend(entries)
-            rows.extend(_entry_row(account_id, e, sqlite=not self._is_pg) for e in entries)
+            rows.extend(entry_row(account_id, e, sqlite=not self._is_pg) for e in entries)
             head_updates.append(
                 {
                     "b_id": account_id,
@@ -176,7 +176,7 @@ class LedgerRepo:
                 for row in rows:
                     copy.write_row(row)
         else:
-            self.conn.exec_driver_sql(_INSERT_SQL, rows)
+            self.conn.exec_driver_sql(INSERT_ENTRY_SQL, rows)
 
     def _lock_heads(
         self, keys: Sequence[str]
@@ -302,7 +302,8 @@ def _sqlite_ts(ts: datetime | None) -> str | None:
     return ts.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
-def _entry_row(account_id: int, e: Entry, *, sqlite: bool) -> tuple[Any, ...]:
+def entry_row(account_id: int, e: Entry, *, sqlite: bool) -> tuple[Any, ...]:
+    """The ``ledger_entries`` row of ``e``, in the column order of :data:`INSERT_ENTRY_SQL`."""
     ts = _sqlite_ts if sqlite else (lambda t: t)
     return (
         account_id,
