@@ -20,26 +20,37 @@ from datetime import datetime
 from tokenwage.core.errors import InvalidInput
 
 MARKER = "twk"
-_KEY = re.compile(r"^twk_([0-9a-f]{8})_[A-Za-z0-9_-]{43}$")
 
 
-def generate() -> tuple[str, str]:
-    """A new key and its prefix."""
-    prefix = f"{MARKER}_{secrets.token_hex(4)}"
-    return f"{prefix}_{secrets.token_urlsafe(32)}", prefix
+class SecretFormat:
+    """Secrets shaped ``{marker}_<8 hex>_<43 url-safe characters>``: virtual keys here, the
+    dashboard's API tokens (:mod:`tokenwage.web.accounts`) with another marker."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+        self._pattern = re.compile(rf"^{marker}_([0-9a-f]{{8}})_[A-Za-z0-9_-]{{43}}$")
+
+    def generate(self) -> tuple[str, str]:
+        """A new secret and its prefix."""
+        prefix = f"{self.marker}_{secrets.token_hex(4)}"
+        return f"{prefix}_{secrets.token_urlsafe(32)}", prefix
+
+    def matches(self, raw: str) -> bool:
+        return self._pattern.match(raw) is not None
+
+    def prefix_of(self, raw: str) -> str | None:
+        m = self._pattern.match(raw)
+        return f"{self.marker}_{m.group(1)}" if m else None
 
 
 def digest(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
-def looks_like_key(raw_key: str) -> bool:
-    return _KEY.match(raw_key) is not None
-
-
-def prefix_of(raw_key: str) -> str | None:
-    m = _KEY.match(raw_key)
-    return f"{MARKER}_{m.group(1)}" if m else None
+VIRTUAL_KEY = SecretFormat(MARKER)
+generate = VIRTUAL_KEY.generate
+looks_like_key = VIRTUAL_KEY.matches
+prefix_of = VIRTUAL_KEY.prefix_of
 
 
 @dataclass(frozen=True)

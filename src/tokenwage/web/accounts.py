@@ -7,21 +7,18 @@ token once, and only its SHA-256 is stored.
 
 from __future__ import annotations
 
-import hashlib
-import re
-import secrets
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
+from tokenwage.core import keys
 from tokenwage.core.errors import InvalidInput, NotFound
 from tokenwage.core.org import normalise_email
 from tokenwage.storage.web_repo import Account, ApiTokenInfo, WebRepo
 from tokenwage.web import passwords
 from tokenwage.web.settings import WebSettings
 
-TOKEN_MARKER = "twa"
-_TOKEN = re.compile(r"^twa_([0-9a-f]{8})_[A-Za-z0-9_-]{43}$")
+_TOKENS = keys.SecretFormat("twa")
 MAX_TOKEN_DAYS = 3660
 
 
@@ -95,14 +92,6 @@ def authenticate(
 # -- API tokens ---------------------------------------------------------------------------
 
 
-def token_digest(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
-def looks_like_token(raw: str) -> bool:
-    return _TOKEN.match(raw) is not None
-
-
 def create_api_token(
     conn: Connection,
     email: str,
@@ -119,15 +108,14 @@ def create_api_token(
     if expires_days is not None and not 1 <= expires_days <= MAX_TOKEN_DAYS:
         raise InvalidInput(f"expires_days must be between 1 and {MAX_TOKEN_DAYS}")
     who = account(conn, email)
-    prefix = f"{TOKEN_MARKER}_{secrets.token_hex(4)}"
-    raw = f"{prefix}_{secrets.token_urlsafe(32)}"
+    raw, prefix = _TOKENS.generate()
     expires = now + timedelta(days=expires_days) if expires_days else None
     repo = WebRepo(conn)
     repo.add_api_token(
         person_id=who.person_id,
         name=name,
         prefix=prefix,
-        secret_sha256=token_digest(raw),
+        secret_sha256=keys.digest(raw),
         now=now,
         expires_utc=expires,
     )
@@ -138,8 +126,7 @@ def create_api_token(
 def revoke_api_token(
     conn: Connection, prefix_or_token: str, *, actor: str, now: datetime
 ) -> ApiTokenInfo:
-    m = _TOKEN.match(prefix_or_token.strip())
-    prefix = f"{TOKEN_MARKER}_{m.group(1)}" if m else prefix_or_token.strip()
+    prefix = _TOKENS.prefix_of(prefix_or_token.strip()) or prefix_or_token.strip()
     repo = WebRepo(conn)
     info = repo.api_token_by_prefix(prefix)
     repo.revoke_api_token(info.id, now)
@@ -157,10 +144,10 @@ TOKEN_TOUCH_EVERY = timedelta(minutes=1)
 
 def account_for_token(conn: Connection, raw: str, now: datetime) -> Account | None:
     """The owner of a live API token, or None (malformed, unknown, revoked, expired)."""
-    if not looks_like_token(raw):
+    if not _TOKENS.matches(raw):
         return None
     repo = WebRepo(conn)
-    found = repo.api_token_by_digest(token_digest(raw))
+    found = repo.api_token_by_digest(keys.digest(raw))
     if found is None:
         return None
     info, owner = found
