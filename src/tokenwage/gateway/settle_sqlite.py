@@ -25,7 +25,7 @@ from tokenwage.core.money import Money
 from tokenwage.gateway.holds import read_funds_sqlite, sqlite_ts
 from tokenwage.gateway.settlement import Settlement, book, leases_consumed
 from tokenwage.storage.ledger_repo import INSERT_ENTRY_SQL, entry_row
-from tokenwage.storage.usage_rows import SUMMED, daily_sums
+from tokenwage.storage.usage_rows import DAILY_COLUMNS, daily_sums, upsert_daily_sql
 
 _IN = "IN (SELECT value FROM json_each(?))"
 _UPDATE_HEAD = (
@@ -33,14 +33,7 @@ _UPDATE_HEAD = (
     " WHERE id = ?"
 )
 _SHRINK_LEASE = "UPDATE holds SET amount_nanousd = MAX(amount_nanousd - ?, 0) WHERE request_id = ?"
-_DAILY_KEY = ("day", "person_id", "provider", "model", "source")
-_DAILY_COLUMNS = (*_DAILY_KEY, "requests", *SUMMED)
-_UPSERT_DAILY = (
-    f"INSERT INTO usage_daily ({', '.join(_DAILY_COLUMNS)})"
-    f" VALUES ({', '.join('?' * len(_DAILY_COLUMNS))})"
-    f" ON CONFLICT ({', '.join(_DAILY_KEY)}) DO UPDATE SET "
-    + ", ".join(f"{c} = usage_daily.{c} + excluded.{c}" for c in ("requests", *SUMMED))
-)
+_UPSERT_DAILY = upsert_daily_sql("?" * len(DAILY_COLUMNS))
 
 
 def _json(values: list[Any]) -> str:

@@ -27,7 +27,21 @@ SUMMED = (
     "cost_nanousd",
 )
 _KEY = ("day", "person_id", "provider", "model", "source")
+DAILY_COLUMNS = (*_KEY, "requests", *SUMMED)
 DailyKey = tuple[date, int, str, str, str]
+
+
+def upsert_daily_sql(marks: Sequence[str]) -> str:
+    """The statement adding one row of sums into ``usage_daily`` (both dialects), with
+    ``marks`` as its placeholders, one per :data:`DAILY_COLUMNS`."""
+    updates = ", ".join(f"{c} = usage_daily.{c} + excluded.{c}" for c in ("requests", *SUMMED))
+    return (
+        f"INSERT INTO {usage_daily.name} ({', '.join(DAILY_COLUMNS)}) VALUES ({', '.join(marks)})"
+        f" ON CONFLICT ({', '.join(_KEY)}) DO UPDATE SET {updates}"
+    )
+
+
+_UPSERT_DAILY = text(upsert_daily_sql([f":{c}" for c in DAILY_COLUMNS]))
 
 
 def org_zone(conn: Connection) -> ZoneInfo:
@@ -63,15 +77,10 @@ def add_daily(conn: Connection, sums: Mapping[DailyKey, Sequence[int]]) -> None:
     """Add ``sums`` into ``usage_daily`` (one upsert statement, both dialects)."""
     if not sums:
         return
-    cols = (*_KEY, "requests", *SUMMED)
-    marks = ", ".join(f":{c}" for c in cols)
-    updates = ", ".join(f"{c} = usage_daily.{c} + excluded.{c}" for c in ("requests", *SUMMED))
-    sql = text(
-        f"INSERT INTO {usage_daily.name} ({', '.join(cols)}) VALUES ({marks}) "
-        f"ON CONFLICT ({', '.join(_KEY)}) DO UPDATE SET {updates}"
-    )
-    params = [dict(zip(cols, (*key, *vals), strict=True)) for key, vals in sorted(sums.items())]
-    conn.execute(sql, params)
+    params = [
+        dict(zip(DAILY_COLUMNS, (*key, *vals), strict=True)) for key, vals in sorted(sums.items())
+    ]
+    conn.execute(_UPSERT_DAILY, params)
 
 
 def record_usage(
