@@ -23,6 +23,7 @@ from tokenwage.services.dashboard.usage import (
     first_entry_utc,
     ledger_days,
     model_label,
+    month_to_date,
     month_window,
     trailing_window,
     usage_by,
@@ -133,9 +134,7 @@ def headline(conn: Connection, person: Person, now: datetime) -> Headline:
     assert person.id is not None
     pools = {p.team_slug for p in repo.pools()}
     funds = funds_for(conn, person, now, tz, repo.packages_for(person.id), pools)
-    today = local_date(now, tz)
-    month = month_window(now, tz)
-    rows = usage_by(conn, ["day"], month.first, today, person_ids=[person.id])
+    month, today = month_to_date(conn, local_date(now, tz), [person.id])
     last = conn.execute(
         select(usage_records.c.used_utc)
         .where(usage_records.c.person_id == person.id)
@@ -147,8 +146,8 @@ def headline(conn: Connection, person: Person, now: datetime) -> Headline:
         pool_team=person.team_slug if person.team_slug in pools else None,
         pool_balance=funds.pool_balance,
         spendable=funds.spendable,
-        today=rows.get((today,), UsageTotals()),
-        month=sum(rows.values(), UsageTotals()),
+        today=today,
+        month=month,
         last_request_utc=last,
     )
 

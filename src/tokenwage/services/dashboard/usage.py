@@ -147,6 +147,15 @@ def usage_by(
     return out
 
 
+def month_to_date(
+    conn: Connection, today: date, person_ids: Collection[int] | None = None
+) -> tuple[UsageTotals, UsageTotals]:
+    """Usage from the first of ``today``'s month to ``today``, and ``today``'s alone (one
+    query), for everyone or for ``person_ids``."""
+    rows = usage_by(conn, ["day"], today.replace(day=1), today, person_ids=person_ids)
+    return sum(rows.values(), UsageTotals()), rows.get((today,), UsageTotals())
+
+
 def _bucket(conn: Connection) -> Any:
     """15-minute UTC buckets of ``ledger_entries.effective_utc``, placed on local days later."""
     col = ledger_entries.c.effective_utc

@@ -14,7 +14,7 @@ from tokenwage.core.errors import InvalidInput
 from tokenwage.core.org import Role
 from tokenwage.core.periods import local_date
 from tokenwage.services.dashboard import org
-from tokenwage.services.dashboard.usage import UsageTotals, usage_by
+from tokenwage.services.dashboard.usage import month_to_date
 from tokenwage.web.auth import Viewer, require
 from tokenwage.web.pages.common import (
     chart,
@@ -100,10 +100,7 @@ def org_overview(
 
 
 def _live_fields(conn: Connection, now: datetime) -> dict[str, str]:
-    today = local_date(now, org_timezone(conn))
-    rows = usage_by(conn, ["day"], today.replace(day=1), today)
-    month = sum(rows.values(), UsageTotals())
-    day = rows.get((today,), UsageTotals())
+    month, day = month_to_date(conn, local_date(now, org_timezone(conn)))
     return {
         "today": money(day.cost),
         "today_sub": requests_text(day.requests),

@@ -13,7 +13,7 @@ from tokenwage.core.errors import NotFound
 from tokenwage.core.org import Person, Role
 from tokenwage.core.periods import local_date
 from tokenwage.services.dashboard.team import team_page
-from tokenwage.services.dashboard.usage import UsageTotals, usage_by
+from tokenwage.services.dashboard.usage import month_to_date
 from tokenwage.storage.org_repo import OrgRepo
 from tokenwage.web import access
 from tokenwage.web.auth import Viewer, require
@@ -96,10 +96,7 @@ def team_live(request: Request, viewer: TeamViewer, team: TeamParam = None) -> J
     with transaction(request) as conn:
         _, members = members_for(conn, viewer, team)
         today = local_date(now, org_timezone(conn))
-        ids = [p.id for p in members if p.id is not None]
-        rows = usage_by(conn, ["day"], today.replace(day=1), today, person_ids=ids)
-    month = sum(rows.values(), UsageTotals())
-    day = rows.get((today,), UsageTotals())
+        month, day = month_to_date(conn, today, [p.id for p in members if p.id is not None])
     return JSONResponse(
         {
             "fields": {
