@@ -52,7 +52,7 @@ def _person(db: Database, person_id: int) -> Person:
 def _seen_person(person_id: PersonId, viewer: ApiViewer, db: Db) -> Person:
     with db.begin() as conn:
         access.require_see(conn, viewer, person_id)
-    return _person(db, person_id)
+        return OrgRepo(conn).get_person_by_id(person_id)
 
 
 def _paid_person(person_id: PersonId, viewer: ApiViewer, db: Db) -> Person:
