@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -30,6 +30,7 @@ from tokenwage.core.errors import StoreUnavailable
 from tokenwage.core.money import Money
 from tokenwage.core.package import CapMode
 from tokenwage.core.spending import Funds, HoldDecision, check_hold
+from tokenwage.storage.bulk import sqlite_ts
 from tokenwage.storage.db import Database
 
 
@@ -197,11 +198,6 @@ def immediate(raw: Any, *, wait: bool = True) -> Iterator[Any]:
         raise
     finally:
         cur.close()
-
-
-def sqlite_ts(when: datetime) -> str:
-    """A UTC instant as the text SQLAlchemy's SQLite DateTime stores (naive UTC)."""
-    return when.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 class HoldStore:

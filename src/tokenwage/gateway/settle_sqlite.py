@@ -22,8 +22,9 @@ import orjson
 from tokenwage.core import ledger
 from tokenwage.core.ledger import EntryDraft, Head
 from tokenwage.core.money import Money
-from tokenwage.gateway.holds import read_funds_sqlite, sqlite_ts
+from tokenwage.gateway.holds import read_funds_sqlite
 from tokenwage.gateway.settlement import Settlement, book, leases_consumed
+from tokenwage.storage.bulk import sqlite_ts
 from tokenwage.storage.ledger_repo import INSERT_ENTRY_SQL, entry_row
 from tokenwage.storage.usage_rows import DAILY_COLUMNS, daily_sums, upsert_daily_sql
 

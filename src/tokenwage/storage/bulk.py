@@ -16,10 +16,13 @@ import orjson
 from sqlalchemy import Column, Connection, Table, text
 
 
+def sqlite_ts(when: datetime) -> str:
+    """A UTC instant as the text SQLAlchemy's SQLite DateTime stores (naive UTC)."""
+    return when.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
 def _sqlite_value(v: Any) -> Any:
-    if isinstance(v, datetime):
-        return v.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-    return v
+    return sqlite_ts(v) if isinstance(v, datetime) else v
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:

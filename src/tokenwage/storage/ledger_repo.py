@@ -9,7 +9,7 @@ with :func:`tokenwage.core.ledger.append` and writes entries and heads in bulk.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import groupby
@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Row, bindparam, func, insert, select, text, u
 from tokenwage.core import ledger
 from tokenwage.core.errors import NotFound
 from tokenwage.core.ledger import ChainProblem, Entry, EntryDraft, EntryKind, Head
+from tokenwage.storage.bulk import sqlite_ts
 from tokenwage.storage.schema import accounts, ledger_entries
 
 _CHUNK = 500  # refs per IN (...) lookup
@@ -295,16 +296,9 @@ def _account(row: Row[Any]) -> AccountRow:
     )
 
 
-def _sqlite_ts(ts: datetime | None) -> str | None:
-    """The text SQLAlchemy's SQLite DateTime stores (naive UTC), made without it."""
-    if ts is None:
-        return None
-    return ts.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-
-
 def entry_row(account_id: int, e: Entry, *, sqlite: bool) -> tuple[Any, ...]:
     """The ``ledger_entries`` row of ``e``, in the column order of :data:`INSERT_ENTRY_SQL`."""
-    ts = _sqlite_ts if sqlite else (lambda t: t)
+    ts: Callable[[datetime], Any] = sqlite_ts if sqlite else (lambda t: t)
     return (
         account_id,
         e.seq,
@@ -314,7 +308,7 @@ def entry_row(account_id: int, e: Entry, *, sqlite: bool) -> tuple[Any, ...]:
         ts(e.recorded_utc),
         e.ref,
         e.memo,
-        ts(e.expires_utc),
+        ts(e.expires_utc) if e.expires_utc is not None else None,
         orjson.dumps(dict(e.meta), option=orjson.OPT_SORT_KEYS).decode(),
         e.prev_hash,
         e.hash,
