@@ -3,7 +3,7 @@ loaded cost per team and person, and an offer comparison (a GET form: it changes
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -77,10 +77,10 @@ def org_overview(
     offer_error = None
     with transaction(request) as conn:
         page = org.org_page(conn, range_name, now)
-        tz = org_timezone(conn)
-        live = _live_fields(conn, now)
+        today = local_date(now, org_timezone(conn))
+        live = _live_fields(conn, today)
     try:
-        offers = org.compare(form, local_date(now, tz))
+        offers = org.compare(form, today)
     except InvalidInput as exc:
         offers, offer_error = [], str(exc)
     return render(
@@ -99,8 +99,8 @@ def org_overview(
     )
 
 
-def _live_fields(conn: Connection, now: datetime) -> dict[str, str]:
-    month, day = month_to_date(conn, local_date(now, org_timezone(conn)))
+def _live_fields(conn: Connection, today: date) -> dict[str, str]:
+    month, day = month_to_date(conn, today)
     return {
         "today": money(day.cost),
         "today_sub": requests_text(day.requests),
@@ -112,5 +112,5 @@ def _live_fields(conn: Connection, now: datetime) -> dict[str, str]:
 @router.get("/org/live.json")
 def org_live(request: Request, viewer: OrgViewer) -> JSONResponse:
     with transaction(request) as conn:
-        fields = _live_fields(conn, datetime.now(UTC))
+        fields = _live_fields(conn, local_date(datetime.now(UTC), org_timezone(conn)))
     return JSONResponse({"fields": fields}, headers={"Cache-Control": "no-store"})
