@@ -194,23 +194,9 @@ def update_person(conn: Connection, email: str, changes: dict[str, object]) -> P
     assert current.id is not None
     updated = replace(current, **changes)  # type: ignore[arg-type]  # __post_init__ validates
     check_fits(updated)
-    team_id = repo.team_id(updated.team_slug) if updated.team_slug else None
-    manager_id = repo.person_id(updated.manager_email) if updated.manager_email else None
-    if manager_id is not None:
+    if updated.manager_email:
         _refuse_loop(repo, current.id, updated.manager_email)
-    conn.execute(
-        update(people)
-        .where(people.c.id == current.id)
-        .values(
-            name=updated.name.strip(),
-            team_id=team_id,
-            manager_id=manager_id,
-            level=updated.level,
-            role=str(updated.role),
-            start_date=updated.start_date,
-            end_date=updated.end_date,
-        )
-    )
+    repo.update_person(current.id, updated)
     return repo.get_person(email)
 
 

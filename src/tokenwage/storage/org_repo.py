@@ -122,22 +122,30 @@ class OrgRepo:
     def add_person(self, person: Person) -> int:
         if self._person_id(person.email) is not None:
             raise Conflict(f"a person with email {person.email} already exists")
-        team_id = self.team_id(person.team_slug) if person.team_slug else None
-        manager_id = self.person_id(person.manager_email) if person.manager_email else None
         result = self.conn.execute(
             insert(people).values(
-                email=person.email,
-                name=person.name.strip(),
-                team_id=team_id,
-                manager_id=manager_id,
-                level=person.level,
-                role=str(person.role),
-                start_date=person.start_date,
-                end_date=person.end_date,
-                created_utc=datetime.now(UTC),
+                email=person.email, **self._columns(person), created_utc=datetime.now(UTC)
             )
         )
         return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def update_person(self, person_id: int, person: Person) -> None:
+        """Write ``person``'s fields over the row ``person_id``; its email stays."""
+        self.conn.execute(
+            update(people).where(people.c.id == person_id).values(**self._columns(person))
+        )
+
+    def _columns(self, person: Person) -> dict[str, Any]:
+        """The row's columns but email and created_utc, the team and manager looked up."""
+        return {
+            "name": person.name.strip(),
+            "team_id": self.team_id(person.team_slug) if person.team_slug else None,
+            "manager_id": self.person_id(person.manager_email) if person.manager_email else None,
+            "level": person.level,
+            "role": str(person.role),
+            "start_date": person.start_date,
+            "end_date": person.end_date,
+        }
 
     def _person_id(self, email: str) -> int | None:
         q = select(people.c.id).where(people.c.email == normalise_email(email))
