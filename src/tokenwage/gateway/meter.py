@@ -32,7 +32,7 @@ from tokenwage.gateway.config import GatewayConfig
 from tokenwage.gateway.holds import HoldStore, Payer
 from tokenwage.gateway.leases import TTL as LEASE_TTL
 from tokenwage.gateway.leases import Leases
-from tokenwage.gateway.settlement import Settlement
+from tokenwage.gateway.settlement import Settlement, hold_used
 from tokenwage.gateway.ticket import RequestFacts, Ticket
 from tokenwage.gateway.writer import GroupCommitWriter
 from tokenwage.services import books
@@ -188,7 +188,7 @@ class DbMeter:
     def _settled(self, ticket: Ticket, outcome: Money | Exception) -> None:
         """Return a settled request's hold to its lease, which the writer shrank by what it
         used (nothing if its transaction failed)."""
-        used = 0 if isinstance(outcome, Exception) else min(outcome.nanousd, ticket.hold_nanousd)
+        used = 0 if isinstance(outcome, Exception) else hold_used(ticket, outcome)
         self.leases.give_back(ticket.facts.request_id, used)
 
     async def cancel(self, ticket: Ticket, *, status: int) -> None:

@@ -37,9 +37,14 @@ def leases_consumed(batch: list[Settlement], charged: list[Money]) -> dict[str, 
     for s, amount in zip(batch, charged, strict=True):
         lease = s.ticket.lease
         if lease is not None and amount:
-            used = min(amount.nanousd, s.ticket.hold_nanousd)
-            consumed[lease] = consumed.get(lease, 0) + used
+            consumed[lease] = consumed.get(lease, 0) + hold_used(s.ticket, amount)
     return consumed
+
+
+def hold_used(ticket: Ticket, charged: Money) -> int:
+    """What a settled request used of its hold: what it was charged, at most the hold. The
+    writer shrinks the lease row by it and the worker lowers its own figure by the same."""
+    return min(charged.nanousd, ticket.hold_nanousd)
 
 
 def book(
