@@ -130,10 +130,16 @@ def scheduled_credits(packages: list[Package], after: date, last: date) -> dict[
 
 def headline(conn: Connection, person: Person, now: datetime) -> Headline:
     repo = OrgRepo(conn)
-    tz = repo.get_org().timezone
     assert person.id is not None
-    pools = {p.team_slug for p in repo.pools()}
-    funds = funds_for(conn, person, now, tz, repo.packages_for(person.id), pools)
+    return _headline(conn, person, now, repo.get_org().timezone, repo.packages_for(person.id))
+
+
+def _headline(
+    conn: Connection, person: Person, now: datetime, tz: str, packages: list[Package]
+) -> Headline:
+    assert person.id is not None
+    pools = {p.team_slug for p in OrgRepo(conn).pools()}
+    funds = funds_for(conn, person, now, tz, packages, pools)
     month, today = month_to_date(conn, local_date(now, tz), [person.id])
     last = conn.execute(
         select(usage_records.c.used_utc)
@@ -159,7 +165,7 @@ def person_page(conn: Connection, person_id: int, now: datetime) -> PersonPage:
     packages = repo.packages_for(person_id)
     today = local_date(now, tz)
     allowance = allowance_in_force(packages, today)
-    top = headline(conn, person, now)
+    top = _headline(conn, person, now, tz, packages)
     window = burn_window(allowance, now, tz)
     moves = ledger_days(conn, person_account(person_id), window.first, tz)
     balance_mode = allowance is None or allowance.period in (Period.WEEK, Period.MONTH)
