@@ -141,18 +141,13 @@ class GroupCommitWriter:
         """Write ``batch`` now; None if the lock was taken or it failed (then the writer
         thread tries, and reports the failure)."""
         try:
-            with immediate(self._connection(), wait=False) as cur:
-                charged = settle_sqlite.write_batch(
-                    cur, batch, datetime.now(UTC), self._keys_to_touch(batch)
-                )
+            charged = self._commit(batch, wait=False)
         except Busy:
             return None
         except Exception:
             log.warning("settling a batch of %d inline failed; the writer retries", len(batch))
             return None
-        self.batches += 1
         self.inline += 1
-        self.settled += len(batch)
         return charged
 
     # -- the writer thread ----------------------------------------------------------------
@@ -238,10 +233,12 @@ class GroupCommitWriter:
         except Exception as exc:
             return exc
 
-    def _commit(self, batch: list[Settlement]) -> list[Money]:
+    def _commit(self, batch: list[Settlement], *, wait: bool = True) -> list[Money]:
+        """Write ``batch`` in one transaction; ``wait=False`` (SQLite only) raises
+        :class:`Busy` at once if the write lock is taken."""
         now = datetime.now(UTC)
         if self.db.is_sqlite:
-            charged = self._commit_sqlite(batch, now)
+            charged = self._commit_sqlite(batch, now, wait)
         else:
             with self.db.begin() as conn:
                 charged = self._write_batch(conn, batch, now)
@@ -249,8 +246,8 @@ class GroupCommitWriter:
         self.settled += len(batch)
         return charged
 
-    def _commit_sqlite(self, batch: list[Settlement], now: datetime) -> list[Money]:
-        with immediate(self._connection()) as cur:
+    def _commit_sqlite(self, batch: list[Settlement], now: datetime, wait: bool) -> list[Money]:
+        with immediate(self._connection(), wait=wait) as cur:
             charged = settle_sqlite.write_batch(cur, batch, now, self._keys_to_touch(batch))
         return charged
 
