@@ -12,7 +12,6 @@ The caller wraps it in ``BEGIN IMMEDIATE`` ... ``COMMIT``.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,7 +24,7 @@ from tokenwage.core.money import Money
 from tokenwage.gateway.holds import read_funds_sqlite
 from tokenwage.gateway.settlement import Settlement, book, leases_consumed
 from tokenwage.storage.bulk import sqlite_ts
-from tokenwage.storage.ledger_repo import INSERT_ENTRY_SQL, entry_row
+from tokenwage.storage.ledger_repo import INSERT_ENTRY_SQL, entry_row, new_by_account
 from tokenwage.storage.usage_rows import DAILY_COLUMNS, daily_sums, upsert_daily_sql
 
 _IN = "IN (SELECT value FROM json_each(?))"
@@ -84,11 +83,7 @@ def _append_ledger(cur: Any, drafts: list[EntryDraft], now: datetime) -> None:
     seen = {
         r[0] for r in cur.execute(f"SELECT ref FROM ledger_entries WHERE ref {_IN}", (_json(refs),))
     }
-    by_account: dict[str, list[EntryDraft]] = defaultdict(list)
-    for d in drafts:
-        if d.ref not in seen:
-            seen.add(d.ref)
-            by_account[d.account].append(d)
+    by_account = new_by_account(drafts, seen)
     if not by_account:
         return
     heads = {

@@ -122,13 +122,7 @@ class LedgerRepo:
         if not drafts:
             return []
         at = now or datetime.now(UTC)
-        seen = self.existing_refs(d.ref for d in drafts)
-        by_account: dict[str, list[EntryDraft]] = defaultdict(list)
-        for d in drafts:
-            if d.ref in seen:
-                continue
-            seen.add(d.ref)
-            by_account[d.account].append(d)
+        by_account = new_by_account(drafts, self.existing_refs(d.ref for d in drafts))
         if not by_account:
             return []
         heads, last = self._lock_heads(sorted(by_account))
@@ -283,6 +277,18 @@ class LedgerRepo:
 
     def count_entries(self) -> int:
         return int(self.conn.execute(select(func.count()).select_from(ledger_entries)).scalar_one())
+
+
+def new_by_account(drafts: Iterable[EntryDraft], seen: set[str]) -> dict[str, list[EntryDraft]]:
+    """``drafts`` whose ``ref`` is not in ``seen`` (booked before), per account in order;
+    ``seen`` gains their refs, so a ref twice in ``drafts`` is booked once."""
+    by_account: dict[str, list[EntryDraft]] = defaultdict(list)
+    for d in drafts:
+        if d.ref in seen:
+            continue
+        seen.add(d.ref)
+        by_account[d.account].append(d)
+    return by_account
 
 
 def _account(row: Row[Any]) -> AccountRow:
