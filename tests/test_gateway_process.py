@@ -129,13 +129,7 @@ def test_sigkill_under_load_loses_no_received_response(db: Database, db_url: str
             asyncio.run(load())
             proc.wait(timeout=10)
     assert len(received) > 20, "the load never got going"
-    with db.begin() as conn:
-        stored = set(conn.execute(select(usage_records.c.request_id)).scalars())
-        problems = list(LedgerRepo(conn).verify())
-    lost = [rid for rid in received if rid not in stored]
-    assert lost == [], f"{len(lost)} fully received responses have no usage record"
-    assert problems == []
-    # and it starts again on the same database
+    # it starts again on the same database, books what the killed run journaled, and stops
     with start_mock_upstream(MockConfig(expected_api_key=ORG_KEY)) as upstream:
         with _gateway(db_url, upstream, workers=1) as (base, _):
 
@@ -144,3 +138,16 @@ def test_sigkill_under_load_loses_no_received_response(db: Database, db_url: str
                     return (await _post(s, base, key, _chat(64, 16)))[0]
 
             assert asyncio.run(once()) == 200
+    with db.begin() as conn:
+        stored = set(conn.execute(select(usage_records.c.request_id)).scalars())
+        problems = list(LedgerRepo(conn).verify())
+        debited = {
+            e.meta.get("request_id")
+            for e in LedgerRepo(conn).entries("person:1")
+            if e.kind is EntryKind.USAGE
+        }
+    lost = [rid for rid in received if rid not in stored]
+    assert lost == [], f"{len(lost)} fully received responses have no usage record"
+    unbilled = [rid for rid in received if rid not in debited]
+    assert unbilled == [], f"{len(unbilled)} fully received responses have no ledger debit"
+    assert problems == []

@@ -266,9 +266,13 @@ async def test_a_lease_row_expires_soon_so_a_crashed_worker_frees_its_money(
         await meter.settle(ticket, SMALL, status=200)
 
 
+# The group-commit writer: PostgreSQL, and SQLite with fsync (without, the journal settles)
+DIRECT = GatewayConfig(sqlite_synchronous="FULL")
+
+
 async def test_settlements_of_one_turn_share_one_transaction(db: Database, db_url: str) -> None:
     raw, _ = _org(db, 100)
-    async with running(db_url) as meter:
+    async with running(db_url, DIRECT) as meter:
         tickets = [await meter.authorize(raw, _facts(f"twr_g{i}")) for i in range(20)]
         before = meter.writer.batches
         charged = await asyncio.gather(*(meter.settle(t, SMALL, status=200) for t in tickets))
@@ -284,7 +288,7 @@ async def test_a_request_cancelled_while_settling_still_returns_its_hold(
     db: Database, db_url: str
 ) -> None:
     raw, _ = _org(db, 100)
-    async with running(db_url) as meter:
+    async with running(db_url, DIRECT) as meter:
         ticket = await meter.authorize(raw, _facts("twr_cancelled"))
         waiting = asyncio.create_task(meter.settle(ticket, SMALL, status=200))
         await asyncio.sleep(0)  # queued for this turn's batch

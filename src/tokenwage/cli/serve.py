@@ -80,7 +80,10 @@ def serve(
         f"({workers} worker(s); {names})"
     )
     from tokenwage.gateway.app import UVICORN_OPTIONS
+    from tokenwage.gateway.folder import start_folder_process, stop_folder_process
 
+    # books journaled settlements (SQLite); first it books what a killed run left behind
+    folder = start_folder_process(state(ctx).url) if gateway_config.journaled else None
     try:
         uvicorn.run(
             "tokenwage.cli.serve:factory",
@@ -92,6 +95,7 @@ def serve(
             **UVICORN_OPTIONS,
         )
     finally:
+        stop_folder_process(folder)
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 

@@ -105,14 +105,21 @@ class GatewayConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     providers: tuple[ProviderConfig, ...] = ()
-    # SQLite: NORMAL commits each settlement batch without fsync; a killed process loses
-    # nothing, a power cut may lose the last moments. FULL adds one fsync per batch.
+    # SQLite: NORMAL journals each settlement with one write(2) and books it a few ms later
+    # (no fsync; a killed process loses nothing, a power cut may lose the last moments).
+    # FULL commits each settlement batch to the database with an fsync before answering.
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     # Usage reported to the gateway (OTLP telemetry, `tokenwage push`) rather than metered
     # by it: usually on personal plans, so tracked only unless set to "charge"
     reported_mode: Literal["track", "charge"] = "track"
+
     holds: HoldPolicy = HoldPolicy()
     downgrade: DowngradePolicy = DowngradePolicy()
+
+    @property
+    def journaled(self) -> bool:
+        """Whether settlements go through the settlement journal (on a SQLite database)."""
+        return self.sqlite_synchronous == "NORMAL"
 
     def route(self, kind: ProviderKind, model: str) -> ProviderConfig | None:
         """The provider for ``model`` on an inbound API of ``kind``: first pattern match,

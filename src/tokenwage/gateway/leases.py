@@ -15,7 +15,12 @@ always covers the worst cases of its worker's requests in flight plus its free p
 * When a request settles, the writer shrinks the row by what it used (its cost, at most its
   hold) in the transaction that debits the ledger; the worker then returns the request's
   hold to the free part and lowers its own figure by the same amount. Until it does, the
-  row is lower but so is the worker's free part: still covered.
+  row is lower but so is the worker's free part: still covered. With the settlement
+  journal (SQLite) the writer is the folder, a few milliseconds later: when the request is
+  journaled the worker frees only the unused part of its hold (``settling``); what it used
+  stays counted until the folder has committed, and is given back then. A renewal in
+  between rewrites the row with the worker's figure, which still includes it: the row can
+  be too high for a moment, never too low.
 * Idle leases are handed back (row deleted) after ``IDLE_S``; live ones are rewritten with
   a fresh expiry well before the sweeper would release them.
 
@@ -110,6 +115,21 @@ class Leases:
         lease_id = self.lease_id(lease.payer.person_id)
         lease.granted = self._holds.set_lease(lease.payer, lease_id, decide, now, self._ttl)
         lease.expires_monotonic = time.monotonic() + self._ttl.total_seconds() / 2
+
+    def settling(self, request_id: str, consumed_nanousd: int) -> None:
+        """The request is journaled, not yet folded into the ledger: the part of its hold
+        it did not use is free again now; what it used stays held until :meth:`give_back`
+        (the folder shrinks the row by it in the transaction that debits the ledger)."""
+        with self._lock:
+            opened = self._open.get(request_id)
+            if opened is None:
+                return
+            person_id, hold = opened
+            keep = min(max(consumed_nanousd, 0), hold)
+            lease = self._leases.get(person_id)
+            if lease is not None:
+                lease.inflight -= hold - keep
+            self._open[request_id] = (person_id, keep)
 
     def give_back(self, request_id: str, consumed_nanousd: int) -> None:
         """The request is settled (its row shrunk by ``consumed_nanousd``) or cancelled (0).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +29,28 @@ class Settlement:
     latency_ms: int
     used_utc: datetime
     upstream_request_id: str | None = None
+
+
+TOUCH_EVERY_S = 1.0
+
+
+class KeyTouches:
+    """Which keys' ``last_used_utc`` a batch writer updates: at most once per key per
+    ``TOUCH_EVERY_S`` (a page written per batch, for a date kept to the second)."""
+
+    def __init__(self) -> None:
+        self._due: dict[int, float] = {}  # key id -> when its last_used_utc is due again
+
+    def due(self, batch: list[Settlement]) -> list[int]:
+        clock = time.monotonic()
+        due = []
+        for key_id in {s.ticket.key.id for s in batch}:
+            if self._due.get(key_id, 0.0) <= clock:
+                self._due[key_id] = clock + TOUCH_EVERY_S
+                due.append(key_id)
+        if len(self._due) > 100_000:
+            self._due.clear()
+        return sorted(due)
 
 
 def leases_consumed(batch: list[Settlement], charged: list[Money]) -> dict[str, int]:

@@ -26,7 +26,6 @@ import asyncio
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from sqlalchemy import Connection, delete, select, text, update
 from tokenwage.core.money import Money
 from tokenwage.gateway import settle_sqlite
 from tokenwage.gateway.holds import Busy, immediate, own_sqlite_connection, read_funds
-from tokenwage.gateway.settlement import Settlement, book, leases_consumed
+from tokenwage.gateway.settlement import KeyTouches, Settlement, book, leases_consumed
 from tokenwage.storage.db import Database
 from tokenwage.storage.ledger_repo import LedgerRepo
 from tokenwage.storage.schema import holds, usage_records, virtual_keys
@@ -47,7 +46,6 @@ from tokenwage.storage.usage_rows import record_usage
 log = logging.getLogger("tokenwage.gateway.writer")
 T = TypeVar("T")
 CHECKPOINT_EVERY_S = 1.0
-TOUCH_EVERY_S = 1.0
 _SHRINK_LEASE = text(
     "UPDATE holds SET amount_nanousd = GREATEST(amount_nanousd - :n, 0) WHERE request_id = :lease"
 )
@@ -65,7 +63,7 @@ class _Job:
 
 
 class GroupCommitWriter:
-    def __init__(self, db: Database, *, max_batch: int = 512) -> None:
+    def __init__(self, db: Database, *, max_batch: int = 512, checkpoint: bool = True) -> None:
         self.db = db
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -77,14 +75,15 @@ class GroupCommitWriter:
         self._checkpointer = threading.Thread(
             target=self._checkpoint, name="tokenwage-checkpoint", daemon=True
         )
-        self._touched: dict[int, float] = {}  # key id -> when its last_used_utc is due again
+        self._touches = KeyTouches()
         self.batches = 0
         self.settled = 0
         self.inline = 0  # batches written on the loop's thread
+        self._checkpointing = checkpoint and db.is_sqlite  # off when the folder checkpoints
 
     def start(self) -> None:
         self._thread.start()
-        if self.db.is_sqlite:
+        if self._checkpointing:
             self._checkpointer.start()
 
     def stop(self) -> None:
@@ -187,19 +186,6 @@ class GroupCommitWriter:
             self._raw = own_sqlite_connection(self.db)
         return self._raw
 
-    def _keys_to_touch(self, batch: list[Settlement]) -> list[int]:
-        """The keys of ``batch`` whose ``last_used_utc`` is due: at most one write per key
-        per ``TOUCH_EVERY_S`` (it is a page written per batch for a date to the second)."""
-        clock = time.monotonic()
-        due = []
-        for key_id in {s.ticket.key.id for s in batch}:
-            if self._touched.get(key_id, 0.0) <= clock:
-                self._touched[key_id] = clock + TOUCH_EVERY_S
-                due.append(key_id)
-        if len(self._touched) > 100_000:
-            self._touched.clear()
-        return sorted(due)
-
     def _process(self, jobs: list[_Job]) -> None:
         with self._busy:
             self._process_jobs(jobs)
@@ -248,7 +234,7 @@ class GroupCommitWriter:
 
     def _commit_sqlite(self, batch: list[Settlement], now: datetime, wait: bool) -> list[Money]:
         with immediate(self._connection(), wait=wait) as cur:
-            charged = settle_sqlite.write_batch(cur, batch, now, self._keys_to_touch(batch))
+            charged = settle_sqlite.write_batch(cur, batch, now, self._touches.due(batch))
         return charged
 
     def _write_batch(self, conn: Connection, batch: list[Settlement], now: datetime) -> list[Money]:
@@ -270,7 +256,7 @@ class GroupCommitWriter:
         LedgerRepo(conn).append(drafts, now)
         if records:
             record_usage(conn, records)
-        touch = self._keys_to_touch(batch)
+        touch = self._touches.due(batch)
         if touch:
             conn.execute(
                 update(virtual_keys).where(virtual_keys.c.id.in_(touch)).values(last_used_utc=now)

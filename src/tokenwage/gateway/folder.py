@@ -1,0 +1,330 @@
+"""The folder: moves journaled settlements into the ledger in large transactions.
+
+One folder runs per SQLite database, whoever holds ``folder.lock`` in its journal directory
+(:mod:`tokenwage.gateway.journal`). ``tokenwage serve`` starts it as a process of its own
+(``python -m tokenwage.gateway.folder``), so its work runs beside the workers instead of
+inside their event loops; a meter that finds no folder running (a test, or a folder that
+died) runs one on a thread until the process is back.
+
+Each pass reads what is new in every journal file, decodes it, and writes it with
+:func:`tokenwage.gateway.settle_sqlite.write_batch`, the same writes the direct path makes,
+up to ``BATCH`` settlements per transaction: holds released or leases shrunk, ledger debits
+chained, usage records and daily sums written. After each commit it records how far it got
+beside the file. Folding is idempotent (a request already recorded is skipped), so a crash
+between a commit and that record only costs a second look. A line that cannot be booked is
+copied to ``rejected.jsonl`` with the reason, never dropped silently. The folder also
+checkpoints the WAL once a second, since no other connection does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tokenwage.gateway import settle_sqlite
+from tokenwage.gateway.holds import immediate, own_sqlite_connection
+from tokenwage.gateway.journal import (
+    DONE_SUFFIX,
+    FOLDER_LOCK,
+    SUFFIX,
+    decode,
+    encode,
+    is_held,
+    journal_dir,
+    read_done,
+    write_done,
+)
+from tokenwage.gateway.settlement import KeyTouches, Settlement
+from tokenwage.storage.db import Database
+
+log = logging.getLogger("tokenwage.gateway.folder")
+BATCH = 2000
+"""Settlements per transaction, at most."""
+READ_BYTES = 4 * 1024 * 1024
+"""Bytes read from one file per pass, at most."""
+IDLE_S = 0.002
+"""How long the folder sleeps when a pass found nothing new."""
+CHECKPOINT_EVERY_S = 1.0
+REJECTED = "rejected.jsonl"
+
+
+class Folder:
+    def __init__(self, db: Database, directory: Path) -> None:
+        self.db = db
+        self.directory = directory
+        self._raw: Any = None
+        self._touches = KeyTouches()
+        self._checkpoint_due = 0.0
+        self.folded = 0
+        self.batches = 0
+        self.rejected = 0
+
+    def close(self) -> None:
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
+
+    def fold_once(self) -> int:
+        """One pass over every journal file; returns how many lines it folded."""
+        n = 0
+        for path in sorted(self.directory.glob(f"w-*{SUFFIX}")):
+            n += self._fold_file(path)
+        clock = time.monotonic()
+        if clock >= self._checkpoint_due:
+            self._checkpoint_due = clock + CHECKPOINT_EVERY_S
+            self._connection().cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        return n
+
+    def run(self, stop: threading.Event) -> None:
+        """Fold until ``stop`` is set, then fold what is left."""
+        try:
+            while not stop.is_set():
+                try:
+                    if not self.fold_once():
+                        stop.wait(IDLE_S)
+                except Exception:
+                    log.exception("folding the settlement journal failed; retrying")
+                    stop.wait(0.5)
+            while self.fold_once():
+                pass
+        finally:
+            self.close()
+
+    def _connection(self) -> Any:
+        if self._raw is None:
+            self._raw = own_sqlite_connection(self.db)
+        return self._raw
+
+    def _fold_file(self, path: Path) -> int:
+        held = is_held(path)  # first: once nobody holds it, its size is final
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return 0
+        done = read_done(path) or 0
+        n = 0
+        if size > done:
+            with path.open("rb") as fh:
+                fh.seek(done)
+                data = fh.read(min(size - done, READ_BYTES))
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                n = self._fold_lines(path, done, data[:cut])
+                done += cut
+            if not held and cut < len(data) and done + len(data) - cut == size:
+                # a torn last line: its writer died in the middle of writing it
+                self._reject(data[cut:], "incomplete last line (the writer died mid-write)")
+                done = size
+                write_done(path, done)
+        if not held and done >= size:
+            path.unlink(missing_ok=True)
+            Path(str(path) + DONE_SUFFIX).unlink(missing_ok=True)
+        return n
+
+    def _fold_lines(self, path: Path, start: int, data: bytes) -> int:
+        chunk: list[Settlement] = []
+        at = start
+        for line in data.splitlines(keepends=True):
+            at += len(line)
+            try:
+                chunk.append(decode(line))
+            except ValueError as exc:
+                self._reject(line, str(exc))
+            if len(chunk) >= BATCH:
+                self._book(chunk)
+                write_done(path, at)
+                chunk = []
+        if chunk:
+            self._book(chunk)
+        write_done(path, at)
+        return data.count(b"\n")
+
+    def _book(self, batch: list[Settlement]) -> None:
+        try:
+            self._write(batch)
+        except Exception:  # find the bad one: book each alone, so the rest land
+            log.exception("folding %d settlements failed; booking them one by one", len(batch))
+            for s in batch:
+                try:
+                    self._write([s])
+                except Exception as exc:
+                    self._reject(encode(s), f"{type(exc).__name__}: {exc}")
+
+    def _write(self, batch: list[Settlement]) -> None:
+        now = datetime.now(UTC)
+        with immediate(self._connection()) as cur:
+            settle_sqlite.write_batch(cur, batch, now, self._touches.due(batch))
+        self.folded += len(batch)
+        self.batches += 1
+
+    def _reject(self, line: bytes, why: str) -> None:
+        self.rejected += 1
+        log.error("journal line rejected (kept in %s): %s", REJECTED, why)
+        record = orjson.dumps({"error": why, "line": line.decode("utf-8", "replace")})
+        with (self.directory / REJECTED).open("ab") as fh:
+            fh.write(record + b"\n")
+
+
+class FolderLock:
+    """``folder.lock`` of a journal directory: whoever holds it is the folder."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / FOLDER_LOCK
+        self._fd = -1
+
+    def acquire(self) -> bool:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def is_taken(self) -> bool:
+        """Whether some folder (here or elsewhere) holds the lock."""
+        if self._fd >= 0:
+            return True
+        if self.acquire():
+            self.release()
+            return False
+        return True
+
+
+class FolderThread:
+    """Runs a folder on a thread of this process while no other folder runs (tests, or
+    while ``serve``'s folder process is being restarted)."""
+
+    def __init__(self, database_url: str, directory: Path) -> None:
+        self.database_url = database_url
+        self.lock = FolderLock(directory)
+        self.directory = directory
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def ensure(self) -> bool:
+        """Start folding here if nobody does; True if a folder runs (here or elsewhere)."""
+        if self._thread is not None and self._thread.is_alive():
+            return True
+        if not self.lock.acquire():
+            return True
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="tokenwage-folder", daemon=True)
+        self._thread.start()
+        return True
+
+    def _run(self) -> None:
+        db = Database(self.database_url, sqlite_synchronous="NORMAL")
+        try:
+            Folder(db, self.directory).run(self._stop)
+        finally:
+            db.dispose()
+            self.lock.release()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+
+
+def sqlite_journal_dir(db: Database) -> Path | None:
+    """The journal directory of ``db``, None unless it is a SQLite file."""
+    name = db.engine.url.database
+    if not db.is_sqlite or not name or name == ":memory:":
+        return None
+    return journal_dir(name)
+
+
+def start_folder_process(database_url: str) -> subprocess.Popen[bytes] | None:
+    """Start the folder of a SQLite database as a process of its own (``tokenwage serve``
+    does, before its workers), and wait until it holds the lock; None for PostgreSQL."""
+    db = Database(database_url)
+    try:
+        directory = sqlite_journal_dir(db)
+    finally:
+        db.dispose()
+    if directory is None:
+        return None
+    args = [sys.executable, "-m", "tokenwage.gateway.folder", "--database-url", database_url]
+    proc = subprocess.Popen([*args, "--parent", str(os.getpid())])
+    lock = FolderLock(directory)
+    deadline = time.monotonic() + 30
+    while not lock.is_taken():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            break  # the workers fold on a thread instead
+        time.sleep(0.02)
+    return proc
+
+
+def stop_folder_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """Let the folder book what is left, then stop it."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tokenwage.gateway.folder --database-url URL [--parent PID]``: fold until
+    SIGTERM (or until the parent process is gone), then fold what is left. Exits at once,
+    with 0, if another folder already runs for the database."""
+    parser = argparse.ArgumentParser(prog="python -m tokenwage.gateway.folder")
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--parent", type=int, default=0, help="stop when this process is gone")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    db = Database(args.database_url, sqlite_synchronous="NORMAL")
+    directory = sqlite_journal_dir(db)
+    if directory is None:
+        log.error("the settlement journal is for SQLite databases only")
+        return 2
+    lock = FolderLock(directory)
+    if not lock.acquire():
+        return 0
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if args.parent:
+        threading.Thread(target=_watch_parent, args=(args.parent, stop), daemon=True).start()
+    folder = Folder(db, directory)
+    try:
+        folder.run(stop)
+    finally:
+        db.dispose()
+        lock.release()
+    log.info("folder stopped: %d settlements in %d batches", folder.folded, folder.batches)
+    return 0
+
+
+def _watch_parent(parent: int, stop: threading.Event) -> None:
+    while not stop.wait(0.5):
+        if os.getppid() != parent:
+            stop.set()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,183 @@
+"""The settlement journal and its folder: lines survive a dead writer, are booked once,
+and a damaged line is kept aside with its reason, never lost silently."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import orjson
+import pytest
+from sqlalchemy import func, select
+
+from tokenwage.core.keys import KeyInfo
+from tokenwage.core.ledger import EntryKind
+from tokenwage.core.money import Money
+from tokenwage.core.package import CapMode
+from tokenwage.core.pricing import Pricer, PricingPolicy
+from tokenwage.core.usage import TokenUsage
+from tokenwage.gateway.config import GatewayConfig
+from tokenwage.gateway.folder import (
+    REJECTED,
+    Folder,
+    FolderLock,
+    sqlite_journal_dir,
+    start_folder_process,
+    stop_folder_process,
+)
+from tokenwage.gateway.holds import Payer
+from tokenwage.gateway.journal import JournalWriter, decode, encode, folded_to, is_held
+from tokenwage.gateway.meter import open_meter
+from tokenwage.gateway.settlement import Settlement
+from tokenwage.gateway.ticket import RequestFacts, Ticket
+from tokenwage.services.sandbox import one_person_org
+from tokenwage.storage.db import Database
+from tokenwage.storage.ledger_repo import LedgerRepo
+from tokenwage.storage.schema import usage_records
+
+MODEL = "claude-sonnet-4-5"
+USAGE = TokenUsage(input_tokens=900, output_tokens=120, cache_read_tokens=300)
+WHEN = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def db_url(tmp_path: Path, sqlite_template: Path) -> str:
+    """Here, only SQLite: the journal is SQLite's (PostgreSQL settles directly)."""
+    path = tmp_path / "tokenwage.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+def _settlement(rid: str, *, key_id: int = 1, usage: TokenUsage | None = USAGE) -> Settlement:
+    facts = RequestFacts(rid, "anthropic.messages", "anthropic", MODEL, True, 900, 1024)
+    key = KeyInfo(key_id, 1, "laptop", "tw_abc", ("claude-*",), WHEN - timedelta(days=3))
+    priced = Pricer(PricingPolicy()).price(usage, "anthropic", MODEL, WHEN) if usage else None
+    payer = Payer(1, "person:1", None, CapMode.HARD, Money(0))
+    ticket = Ticket(facts, key, 1, MODEL, 5_000_000, 0.0, None)
+    status = 200 if usage else 529
+    return Settlement(ticket, payer, usage, priced, status, False, 812, WHEN, "req_up_1")
+
+
+def _org(db: Database) -> None:
+    with db.begin() as conn:
+        one_person_org(conn, Money.parse("100"), key_name="laptop")
+
+
+def _booked(db: Database) -> tuple[list[str], int]:
+    with db.begin() as conn:
+        ids = sorted(conn.execute(select(usage_records.c.request_id)).scalars())
+        debits = [e for e in LedgerRepo(conn).entries("person:1") if e.kind is EntryKind.USAGE]
+        assert list(LedgerRepo(conn).verify()) == []
+    return ids, sum(e.amount_nanousd for e in debits)
+
+
+def test_a_line_decodes_to_the_settlement_it_was() -> None:
+    s = _settlement("twr_1")
+    back = decode(encode(s))
+    assert back.ticket.facts == s.ticket.facts
+    assert back.ticket.key == s.ticket.key
+    assert (back.payer, back.usage, back.priced) == (s.payer, s.usage, s.priced)
+    assert back.used_utc == s.used_utc and back.upstream_request_id == "req_up_1"
+    assert back.priced is not None and all(isinstance(v, Decimal) for _, v in back.priced.parts_usd)
+    errored = decode(encode(_settlement("twr_2", usage=None)))
+    assert errored.usage is None and errored.priced is None and errored.status == 529
+    with pytest.raises(ValueError, match="damaged journal line"):
+        decode(b'{"f": [1, 2]}\n')
+
+
+def test_the_folder_books_a_dead_writers_file_once_then_deletes_it(db: Database) -> None:
+    _org(db)
+    directory = sqlite_journal_dir(db)
+    assert directory is not None
+    writer = JournalWriter(directory)
+    lines = [encode(_settlement(f"twr_{i}")) for i in range(3)]
+    for line in lines:
+        writer.append(line)
+    path = writer.path
+    assert is_held(path)
+    folder = Folder(db, directory)
+    assert folder.fold_once() == 3  # a live writer's file is folded as it grows...
+    assert path.exists() and folded_to(path) == path.stat().st_size
+    writer.close()  # ... and deleted once its writer is gone and it is all folded
+    assert folder.fold_once() == 0 and not path.exists() and folded_to(path) is None
+    ids, spent = _booked(db)
+    price = _settlement("x").priced
+    assert price is not None
+    assert ids == ["twr_0", "twr_1", "twr_2"] and spent == -3 * price.cost.nanousd
+    # the same lines again (a crash between a commit and its progress mark): skipped
+    (directory / "w-again.jsonl").write_bytes(b"".join(lines))
+    assert folder.fold_once() == 3
+    assert _booked(db) == (ids, spent)
+    folder.close()
+
+
+def test_damaged_and_torn_lines_are_kept_aside_and_the_rest_booked(db: Database) -> None:
+    _org(db)
+    directory = sqlite_journal_dir(db)
+    assert directory is not None
+    directory.mkdir(parents=True, exist_ok=True)
+    good, unknown_key = encode(_settlement("twr_good")), encode(_settlement("twr_k", key_id=99))
+    torn = encode(_settlement("twr_torn"))[:40]
+    (directory / "w-dead.jsonl").write_bytes(good + b"not json\n" + unknown_key + torn)
+    folder = Folder(db, directory)
+    folder.fold_once()
+    folder.close()
+    assert _booked(db)[0] == ["twr_good"]
+    rejected = [orjson.loads(x) for x in (directory / REJECTED).read_bytes().splitlines()]
+    reasons = [r["error"] for r in rejected]
+    assert len(rejected) == 3 and folder.rejected == 3
+    assert "damaged journal line" in reasons[0]
+    assert "IntegrityError" in reasons[1]  # key 99 does not exist: the record cannot be kept
+    assert decode(rejected[1]["line"].encode()).ticket.facts.request_id == "twr_k"
+    assert "incomplete last line" in reasons[2]
+    assert not (directory / "w-dead.jsonl").exists()
+
+
+async def test_a_journaled_request_keeps_what_it_used_held_until_it_is_booked(
+    db: Database, db_url: str
+) -> None:
+    with db.begin() as conn:
+        raw = one_person_org(conn, Money.parse("100"), key_name="laptop")
+    meter = await open_meter(db_url, GatewayConfig())
+    try:
+        assert meter.journal is not None
+        facts = RequestFacts("twr_j", "anthropic.messages", "anthropic", MODEL, False, 900, 1024)
+        ticket = await meter.authorize(raw, facts)
+        (lease,) = meter.leases._leases.values()
+        charged = await meter.settle(ticket, USAGE, status=200)
+        assert 0 < charged.nanousd < ticket.hold_nanousd
+        # journaled: the unused part of the hold is free, what it used is still held
+        assert meter.leases._open["twr_j"][1] == charged.nanousd
+        assert lease.inflight == charged.nanousd
+        assert await meter.settle(ticket, USAGE, status=200) == Money(0)  # charged once
+        await meter.flush()
+        assert lease.inflight == 0 and "twr_j" not in meter.leases._open
+        assert _booked(db) == (["twr_j"], -charged.nanousd)
+    finally:
+        await meter.aclose()
+
+
+def test_serve_runs_one_folder_process_that_stops_when_asked(db: Database, db_url: str) -> None:
+    directory = sqlite_journal_dir(db)
+    assert directory is not None
+    proc = start_folder_process(db_url)
+    assert proc is not None
+    try:
+        assert FolderLock(directory).is_taken()
+        second = subprocess.run(
+            [sys.executable, "-m", "tokenwage.gateway.folder", "--database-url", db_url],
+            timeout=60,
+            env={**os.environ},
+        )
+        assert second.returncode == 0  # one folder per database: the second one leaves
+    finally:
+        stop_folder_process(proc)
+    assert proc.returncode == 0
+    assert not FolderLock(directory).is_taken()
+    with db.begin() as conn:
+        assert conn.execute(select(func.count()).select_from(usage_records)).scalar_one() == 0
