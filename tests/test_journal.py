@@ -101,17 +101,17 @@ def test_the_folder_books_a_dead_writers_file_once_then_deletes_it(db: Database)
     path = writer.path
     assert is_held(path)
     folder = Folder(db, directory)
-    assert folder.fold_once() == 3  # a live writer's file is folded as it grows...
+    assert folder.fold_once(scan=True) == 3  # a live writer's file is folded as it grows...
     assert path.exists() and folded_to(path) == path.stat().st_size
     writer.close()  # ... and deleted once its writer is gone and it is all folded
-    assert folder.fold_once() == 0 and not path.exists() and folded_to(path) is None
+    assert folder.fold_once(scan=True) == 0 and not path.exists() and folded_to(path) is None
     ids, spent = _booked(db)
     price = _settlement("x").priced
     assert price is not None
     assert ids == ["twr_0", "twr_1", "twr_2"] and spent == -3 * price.cost.nanousd
     # the same lines again (a crash between a commit and its progress mark): skipped
     (directory / "w-again.jsonl").write_bytes(b"".join(lines))
-    assert folder.fold_once() == 3
+    assert folder.fold_once(scan=True) == 3
     assert _booked(db) == (ids, spent)
     folder.close()
 
@@ -125,7 +125,7 @@ def test_damaged_and_torn_lines_are_kept_aside_and_the_rest_booked(db: Database)
     torn = encode(_settlement("twr_torn"))[:40]
     (directory / "w-dead.jsonl").write_bytes(good + b"not json\n" + unknown_key + torn)
     folder = Folder(db, directory)
-    folder.fold_once()
+    folder.fold_once(scan=True)
     folder.close()
     assert _booked(db)[0] == ["twr_good"]
     rejected = [orjson.loads(x) for x in (directory / REJECTED).read_bytes().splitlines()]

@@ -50,13 +50,16 @@ from tokenwage.gateway.settlement import KeyTouches, Settlement
 from tokenwage.storage.db import Database
 
 log = logging.getLogger("tokenwage.gateway.folder")
-BATCH = 2000
-"""Settlements per transaction, at most."""
+BATCH = 256
+"""Settlements per transaction, at most: a few milliseconds of holding the write lock,
+which a worker growing a lease may be waiting for."""
 READ_BYTES = 4 * 1024 * 1024
 """Bytes read from one file per pass, at most."""
-IDLE_S = 0.002
-"""How long the folder sleeps when a pass found nothing new."""
+EVERY_S = 0.01
+"""The pause between passes: lines gather meanwhile, so a transaction books many."""
 CHECKPOINT_EVERY_S = 1.0
+SCAN_EVERY_S = 0.05
+"""How often the folder looks for new journal files and deletes finished ones."""
 REJECTED = "rejected.jsonl"
 
 
@@ -67,6 +70,9 @@ class Folder:
         self._raw: Any = None
         self._touches = KeyTouches()
         self._checkpoint_due = 0.0
+        self._scan_due = 0.0
+        self._files: list[Path] = []
+        self._done: dict[Path, int] = {}  # how far each file is booked (this folder writes it)
         self.folded = 0
         self.batches = 0
         self.rejected = 0
@@ -76,12 +82,17 @@ class Folder:
             self._raw.close()
             self._raw = None
 
-    def fold_once(self) -> int:
-        """One pass over every journal file; returns how many lines it folded."""
-        n = 0
-        for path in sorted(self.directory.glob(f"w-*{SUFFIX}")):
-            n += self._fold_file(path)
+    def fold_once(self, *, scan: bool = False) -> int:
+        """One pass over every journal file; returns how many lines it folded. Every
+        ``SCAN_EVERY_S`` (or when ``scan``) it also looks for new files and deletes finished
+        ones; between scans a pass costs one ``stat`` per file."""
         clock = time.monotonic()
+        scan = scan or clock >= self._scan_due
+        if scan:
+            self._scan_due = clock + SCAN_EVERY_S
+            self._files = sorted(self.directory.glob(f"w-*{SUFFIX}"))
+            self._done = {p: d for p, d in self._done.items() if p in self._files}
+        n = sum(self._fold_file(path, scan) for path in self._files)
         if clock >= self._checkpoint_due:
             self._checkpoint_due = clock + CHECKPOINT_EVERY_S
             self._connection().cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
@@ -92,12 +103,12 @@ class Folder:
         try:
             while not stop.is_set():
                 try:
-                    if not self.fold_once():
-                        stop.wait(IDLE_S)
+                    if self.fold_once() < BATCH:  # else a backlog: go on at once
+                        stop.wait(EVERY_S)
                 except Exception:
                     log.exception("folding the settlement journal failed; retrying")
                     stop.wait(0.5)
-            while self.fold_once():
+            while self.fold_once(scan=True):
                 pass
         finally:
             self.close()
@@ -107,13 +118,15 @@ class Folder:
             self._raw = own_sqlite_connection(self.db)
         return self._raw
 
-    def _fold_file(self, path: Path) -> int:
-        held = is_held(path)  # first: once nobody holds it, its size is final
+    def _fold_file(self, path: Path, scan: bool) -> int:
+        held = is_held(path) if scan else True  # first: once nobody holds it, its size is final
         try:
             size = path.stat().st_size
         except FileNotFoundError:
             return 0
-        done = read_done(path) or 0
+        done = self._done.get(path)
+        if done is None:
+            done = self._done[path] = read_done(path) or 0
         n = 0
         if size > done:
             with path.open("rb") as fh:
@@ -127,11 +140,16 @@ class Folder:
                 # a torn last line: its writer died in the middle of writing it
                 self._reject(data[cut:], "incomplete last line (the writer died mid-write)")
                 done = size
-                write_done(path, done)
+                self._mark(path, done)
         if not held and done >= size:
             path.unlink(missing_ok=True)
             Path(str(path) + DONE_SUFFIX).unlink(missing_ok=True)
         return n
+
+    def _mark(self, path: Path, offset: int) -> None:
+        """Record that ``path`` is booked up to ``offset`` (after the commit)."""
+        write_done(path, offset)
+        self._done[path] = offset
 
     def _fold_lines(self, path: Path, start: int, data: bytes) -> int:
         chunk: list[Settlement] = []
@@ -144,11 +162,11 @@ class Folder:
                 self._reject(line, str(exc))
             if len(chunk) >= BATCH:
                 self._book(chunk)
-                write_done(path, at)
+                self._mark(path, at)
                 chunk = []
         if chunk:
             self._book(chunk)
-        write_done(path, at)
+        self._mark(path, at)
         return data.count(b"\n")
 
     def _book(self, batch: list[Settlement]) -> None:

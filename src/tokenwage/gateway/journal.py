@@ -114,8 +114,35 @@ def decode(line: bytes) -> Settlement:
     """The settlement of one journal line; raises ``ValueError`` on a damaged one."""
     try:
         d: dict[str, Any] = orjson.loads(line)
-        f, k, t, p, s = d["f"], d["k"], d["t"], d["p"], d["s"]
+        f, t, s = d["f"], d["t"], d["s"]
         facts = RequestFacts(f[0], f[1], f[2], f[3], f[4], f[5], f[6])
+        ticket = Ticket(facts, _key(d["k"]), t[0], t[1], t[2], 0.0, t[3])
+        usage = TokenUsage(*d["u"]) if d["u"] is not None else None
+        c = d["c"]
+        priced = (
+            None
+            if c is None
+            else PricedUsage(
+                Money(c[0]), c[1], c[2], c[3], c[4], tuple((n, Decimal(v)) for n, v in c[5])
+            )
+        )
+        return Settlement(
+            ticket, _payer(d["p"]), usage, priced, s[0], s[1], s[2], _when(s[3]), s[4]
+        )
+    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as exc:
+        raise ValueError(f"damaged journal line: {exc}") from exc
+
+
+# Lines of one key and one payer repeat them: decode each once (bounded, like any cache).
+_KEYS: dict[str, KeyInfo] = {}
+_PAYERS: dict[str, Payer] = {}
+_CACHED = 4096
+
+
+def _key(k: list[Any]) -> KeyInfo:
+    memo = orjson.dumps(k).decode()
+    key = _KEYS.get(memo)
+    if key is None:
         key = KeyInfo(
             id=k[0],
             person_id=k[1],
@@ -126,20 +153,21 @@ def decode(line: bytes) -> Settlement:
             expires_utc=_when(k[6]) if k[6] else None,
             revoked_utc=_when(k[7]) if k[7] else None,
         )
-        ticket = Ticket(facts, key, t[0], t[1], t[2], 0.0, t[3])
+        if len(_KEYS) >= _CACHED:
+            _KEYS.clear()
+        _KEYS[memo] = key
+    return key
+
+
+def _payer(p: list[Any]) -> Payer:
+    memo = orjson.dumps(p).decode()
+    payer = _PAYERS.get(memo)
+    if payer is None:
         payer = Payer(p[0], p[1], p[2], CapMode(p[3]), Money(p[4]))
-        usage = TokenUsage(*d["u"]) if d["u"] is not None else None
-        c = d["c"]
-        priced = (
-            None
-            if c is None
-            else PricedUsage(
-                Money(c[0]), c[1], c[2], c[3], c[4], tuple((n, Decimal(v)) for n, v in c[5])
-            )
-        )
-        return Settlement(ticket, payer, usage, priced, s[0], s[1], s[2], _when(s[3]), s[4])
-    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as exc:
-        raise ValueError(f"damaged journal line: {exc}") from exc
+        if len(_PAYERS) >= _CACHED:
+            _PAYERS.clear()
+        _PAYERS[memo] = payer
+    return payer
 
 
 def _when(value: str) -> datetime:
