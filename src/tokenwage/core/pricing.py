@@ -24,7 +24,9 @@ Only tokens are priced: per-request, web-search, audio-hour and similar fees in 
 are outside :class:`TokenUsage` and are not charged here. Service-tier variants (batch, flex,
 priority) are not selected; the standard price is used.
 
-Arithmetic is exact ``Decimal``; the total is rounded once by :meth:`Money.from_decimal`.
+Arithmetic is exact: the parts are ``Decimal``; the total is the same exact sum done in ints by
+:mod:`tokenwage.core.pricing_fast` and rounded once by the rule of :meth:`Money.from_decimal`
+(or, outside the range where that is the same, the ``Decimal`` sum rounded by it).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from genai_prices import types as gp
 
 from tokenwage.core.errors import InvalidInput, UnknownModelPrice
 from tokenwage.core.money import Money
+from tokenwage.core.pricing_fast import FlatPlan, TieredPlan, TieredRate, plan_for, result_maker
 from tokenwage.core.usage import TokenUsage
 
 __all__ = ["ModelPrice", "PricedUsage", "Pricer", "PricingPolicy", "PriceSource", "to_genai_usage"]
@@ -160,19 +163,7 @@ def to_genai_usage(usage: TokenUsage) -> genai_prices.Usage:
 
 
 # -- per-token rates ----------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class _Tiered:
-    base: Decimal
-    tiers: tuple[tuple[int, Decimal], ...]  # (start, per-token price), highest start first
-
-    def at(self, prompt_tokens: int) -> Decimal:
-        for start, price in self.tiers:
-            if prompt_tokens > start:
-                return price
-        return self.base
-
-
-_Rate = Decimal | _Tiered
+_Rate = Decimal | TieredRate
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,27 +178,12 @@ class _Rates:
     cache_write_1h: _Rate
     reasoning: _Rate | None
     tiered: bool
+    plan: FlatPlan | TieredPlan = field(init=False, compare=False, repr=False)
 
-    def parts(self, usage: TokenUsage) -> list[tuple[str, Decimal]]:
-        """Exact USD per kind for the kinds with tokens."""
-        prompt = usage.prompt_tokens if self.tiered else 0
-        output = usage.output_tokens
-        found: list[tuple[str, int, _Rate | None]] = [
-            ("input", usage.input_tokens, self.input),
-            ("cache_read", usage.cache_read_tokens, self.cache_read),
-            ("cache_write", usage.cache_write_tokens, self.cache_write),
-            ("cache_write_1h", usage.cache_write_1h_tokens, self.cache_write_1h),
-        ]
-        if self.reasoning is not None:
-            found.append(("reasoning", usage.reasoning_tokens, self.reasoning))
-            output -= usage.reasoning_tokens
-        found.append(("output", output, self.output))
-        parts = []
-        for kind, tokens, rate in found:
-            if tokens and rate is not None:
-                per_token = rate if isinstance(rate, Decimal) else rate.at(prompt)
-                parts.append((kind, per_token * tokens))
-        return parts
+    def __post_init__(self) -> None:
+        kinds = (self.input, self.cache_read, self.cache_write, self.cache_write_1h)
+        plan = plan_for((*kinds, self.output, self.reasoning), self.tiered)
+        object.__setattr__(self, "plan", plan)
 
 
 def _rate(mtok: Decimal | gp.TieredPrices | None, factor: Decimal) -> _Rate | None:
@@ -216,7 +192,7 @@ def _rate(mtok: Decimal | gp.TieredPrices | None, factor: Decimal) -> _Rate | No
     if isinstance(mtok, Decimal):
         return (mtok * factor).scaleb(_PER_MTOK)
     tiers = sorted(mtok.tiers, key=lambda t: t.start, reverse=True)
-    return _Tiered(
+    return TieredRate(
         base=(mtok.base * factor).scaleb(_PER_MTOK),
         tiers=tuple((t.start, (t.price * factor).scaleb(_PER_MTOK)) for t in tiers),
     )
@@ -271,8 +247,21 @@ class _Quote:
 
 @dataclass(frozen=True, slots=True)
 class _Resolved:
+    provider: str  # the names, normalised
+    model: str
     overrides: tuple[tuple[datetime | None, _Rates], ...]  # latest effective_from first
     quote: _Quote | None
+    # what _lookup returns whatever the time and usage: no overrides, one genai-prices
+    # option with input and output prices
+    always: tuple[_Rates, PriceSource, bool, str, str] | None = None
+
+    def __post_init__(self) -> None:
+        q = self.quote
+        if not self.overrides and q is not None and len(q.options) == 1:
+            constraint, rates = q.options[0]
+            if constraint is None and rates is not None and rates.output is not None:
+                always = (rates, "genai-prices", False, q.provider, q.model_ref)
+                object.__setattr__(self, "always", always)
 
 
 class Pricer:
@@ -298,32 +287,16 @@ class Pricer:
         """The cost of ``usage`` of ``model`` from ``provider`` at the time ``used_utc``."""
         if not isinstance(usage, TokenUsage):
             raise InvalidInput(f"usage must be a TokenUsage, got {type(usage).__name__}")
-        provider, model = _name(provider, "provider"), _name(model, "model")
-        _require_aware(used_utc, "used_utc")
-        day = (used_utc if used_utc.tzinfo is UTC else used_utc.astimezone(UTC)).date()
-        resolved = self._resolve(provider, model, day)
-
-        for start, override in resolved.overrides:
-            if start is None or start <= used_utc:
-                return _priced(override, usage, "override", False, provider, model)
-        quote = resolved.quote
-        rates = quote.select(used_utc) if quote is not None else None
-        if quote is not None and rates is not None:
-            if rates.output is not None or not usage.output_tokens:
-                return _priced(rates, usage, "genai-prices", False, quote.provider, quote.model_ref)
-            why = f"genai-prices has {quote.model_ref!r} but no price for its output tokens"
-        elif quote is not None:
-            why = f"genai-prices has {quote.model_ref!r} but no price for its input tokens"
-        else:
-            why = f"genai-prices {genai_prices.__version__} has no price for it"
-        if self._fallback is not None and self.policy.unknown_models == "flag":
-            return _priced(self._fallback, usage, "fallback", True, provider, model)
-        raise UnknownModelPrice(
-            f"cannot price model {model!r} from provider {provider!r} used at "
-            f"{used_utc.isoformat()}: {why}. Add an override to the pricing policy, e.g. "
-            f"overrides[({provider!r}, {model!r})] = [ModelPrice(input_mtok=..., "
-            "output_mtok=...)], or set unknown_models='flag' with a fallback price"
+        rates, source, flagged, provider, ref = self._lookup(
+            provider, model, used_utc, usage.output_tokens
         )
+        plan = rates.plan
+        flat = plan if isinstance(plan, FlatPlan) else plan.at(usage.prompt_tokens)
+        parts, nanousd = flat.price(usage)
+        if nanousd is None:  # outside the range where ints and Decimal agree: the Decimal sum
+            cost = Money.from_decimal(sum((usd for _, usd in parts), Decimal(0)))
+            return PricedUsage(cost, source, flagged, provider, ref, parts)
+        return _new_priced(nanousd, source, flagged, provider, ref, parts)
 
     def worst_case_cost(
         self,
@@ -336,25 +309,74 @@ class Pricer:
     ) -> PricedUsage:
         """The most a request can cost, for holds: ``max_output_tokens`` of output plus the
         prompt at the dearest input-side price (uncached input, or a cache write, which costs
-        more than input on Anthropic's models)."""
-        candidates = [
-            TokenUsage(**{kind: prompt_tokens_estimate}, output_tokens=max_output_tokens)
-            for kind in ("input_tokens", "cache_write_tokens", "cache_write_1h_tokens")
-        ]
-        priced = [self.price(u, provider, model, used_utc) for u in candidates]
+        more than input on Anthropic's models). Ties go to the first of input, 5-minute
+        write, 1-hour write."""
+        prompt, output = prompt_tokens_estimate, max_output_tokens
+        if type(prompt) is not int or prompt < 0 or type(output) is not int or output < 0:
+            TokenUsage(input_tokens=prompt, output_tokens=output)  # raises, naming the field
+        rates, source, flagged, found, ref = self._lookup(provider, model, used_utc, output)
+        plan = rates.plan
+        dearest = (plan if isinstance(plan, FlatPlan) else plan.at(prompt)).dearest(prompt, output)
+        if dearest is not None:
+            return _new_priced(dearest[0], source, flagged, found, ref, dearest[1])
+        kinds = ("input_tokens", "cache_write_tokens", "cache_write_1h_tokens")
+        usages = [TokenUsage(**{kind: prompt}, output_tokens=output) for kind in kinds]
+        priced = [self.price(u, provider, model, used_utc) for u in usages]
         return max(priced, key=lambda p: p.cost)
+
+    def _lookup(
+        self, provider: str, model: str, used_utc: datetime, output_tokens: int
+    ) -> tuple[_Rates, PriceSource, bool, str, str]:
+        """The rates ``price`` charges, with the source, flag, provider and model reference of
+        its result; raises as ``price`` does."""
+        if type(used_utc) is datetime and used_utc.tzinfo is UTC:
+            day = used_utc.date()
+        else:  # names first: the errors come in the order of the arguments
+            _name(provider, "provider"), _name(model, "model")
+            _require_aware(used_utc, "used_utc")
+            day = used_utc.astimezone(UTC).date()
+        if type(provider) is not str or type(model) is not str:
+            provider, model = _name(provider, "provider"), _name(model, "model")
+        # cached by the names as given, so a hit skips normalising them
+        resolved = self._resolve(provider, model, day)
+        if resolved.always is not None:
+            return resolved.always
+        provider, model = resolved.provider, resolved.model
+        for start, override in resolved.overrides:
+            if start is None or start <= used_utc:
+                return override, "override", False, provider, model
+        quote = resolved.quote
+        rates = quote.select(used_utc) if quote is not None else None
+        if quote is not None and rates is not None:
+            if rates.output is not None or not output_tokens:
+                return rates, "genai-prices", False, quote.provider, quote.model_ref
+            why = f"genai-prices has {quote.model_ref!r} but no price for its output tokens"
+        elif quote is not None:
+            why = f"genai-prices has {quote.model_ref!r} but no price for its input tokens"
+        else:
+            why = f"genai-prices {genai_prices.__version__} has no price for it"
+        if self._fallback is not None and self.policy.unknown_models == "flag":
+            return self._fallback, "fallback", True, provider, model
+        raise UnknownModelPrice(
+            f"cannot price model {model!r} from provider {provider!r} used at "
+            f"{used_utc.isoformat()}: {why}. Add an override to the pricing policy, e.g. "
+            f"overrides[({provider!r}, {model!r})] = [ModelPrice(input_mtok=..., "
+            "output_mtok=...)], or set unknown_models='flag' with a fallback price"
+        )
 
     def cache_info(self) -> functools._CacheInfo:
         return self._resolve.cache_info()
 
     # -- lookups ----------------------------------------------------------------------------
     def _resolve_uncached(self, provider: str, model: str, day: date) -> _Resolved:
+        provider, model = _name(provider, "provider"), _name(model, "model")
         overrides: tuple[tuple[datetime | None, _Rates], ...] = ()
         for (provider_pat, model_pat), prices in self._overrides:
             if fnmatchcase(provider, provider_pat) and fnmatchcase(model, model_pat):
                 overrides = prices
                 break
-        return _Resolved(overrides=overrides, quote=self._genai_quote(provider, model, day))
+        quote = self._genai_quote(provider, model, day)
+        return _Resolved(provider=provider, model=model, overrides=overrides, quote=quote)
 
     def _genai_quote(self, provider: str, model: str, day: date) -> _Quote | None:
         try:
@@ -385,19 +407,7 @@ class Pricer:
         return _Quote(provider=gp_provider.id, model_ref=info.id, options=tuple(options))
 
 
-def _priced(
-    rates: _Rates, usage: TokenUsage, source: PriceSource, flagged: bool, provider: str, ref: str
-) -> PricedUsage:
-    parts = rates.parts(usage)
-    total = sum((usd for _, usd in parts), Decimal(0))
-    return PricedUsage(
-        cost=Money.from_decimal(total),
-        source=source,
-        flagged=flagged,
-        provider=provider,
-        model_ref=ref,
-        parts_usd=tuple(parts),
-    )
+_new_priced = result_maker(PricedUsage)
 
 
 def _by_start(prices: Sequence[ModelPrice]) -> tuple[tuple[datetime | None, _Rates], ...]:
