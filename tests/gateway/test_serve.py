@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,3 +72,14 @@ def test_worker_factory_reads_the_environment(
     assert (provider.name, provider.base_url) == ("local", "http://127.0.0.1:1")
     with pytest.raises(RuntimeError, match="lifespan"):
         _ = gateway.meter  # opened by the lifespan, in the worker's event loop
+
+
+def test_a_started_worker_hides_its_start_up_objects_from_the_collector() -> None:
+    probe = (
+        "import gc; from tokenwage.cli.serve import quiet_gc; quiet_gc(); "
+        "print(gc.get_freeze_count() > 10_000, gc.get_threshold())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split(maxsplit=1)
+    assert out == ["True", "(20000, 20, 20)\n"]

@@ -8,6 +8,7 @@ The lifespan starts the gateway, then the web app, and stops them in reverse ord
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
@@ -30,9 +31,12 @@ def is_gateway_path(path: str) -> bool:
 class CombinedApp:
     """``gateway`` for the gateway's paths, ``web`` for the rest (see the module doc)."""
 
-    def __init__(self, gateway: GatewayApp, web: FastAPI) -> None:
+    def __init__(
+        self, gateway: GatewayApp, web: FastAPI, on_started: Callable[[], None] | None = None
+    ) -> None:
         self.gateway = gateway
         self.web = web
+        self.on_started = on_started  # called once both have started
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -55,6 +59,8 @@ class CombinedApp:
             await stack.aclose()
             await send({"type": "lifespan.startup.failed", "message": repr(exc)})
             return
+        if self.on_started is not None:
+            self.on_started()
         await send({"type": "lifespan.startup.complete"})
         message = await receive()
         try:
