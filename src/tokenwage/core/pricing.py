@@ -45,7 +45,7 @@ from genai_prices import types as gp
 
 from tokenwage.core.errors import InvalidInput, UnknownModelPrice
 from tokenwage.core.money import Money
-from tokenwage.core.pricing_fast import FlatPlan, TieredPlan, TieredRate, plan_for, result_maker
+from tokenwage.core.pricing_fast import FlatPlan, TieredPlan, TieredRate, plan_for
 from tokenwage.core.usage import TokenUsage
 
 __all__ = ["ModelPrice", "PricedUsage", "Pricer", "PricingPolicy", "PriceSource", "to_genai_usage"]
@@ -407,7 +407,15 @@ class Pricer:
         return _Quote(provider=gp_provider.id, model_ref=info.id, options=tuple(options))
 
 
-_new_priced = result_maker(PricedUsage)
+def _new_priced(
+    nanousd: int,
+    source: PriceSource,
+    flagged: bool,
+    provider: str,
+    model_ref: str,
+    parts: tuple[tuple[str, Decimal], ...],
+) -> PricedUsage:
+    return PricedUsage(Money(nanousd), source, flagged, provider, model_ref, parts)
 
 
 def _by_start(prices: Sequence[ModelPrice]) -> tuple[tuple[datetime | None, _Rates], ...]:

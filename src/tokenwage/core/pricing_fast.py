@@ -18,16 +18,14 @@ the same ``Decimal`` rates as before, so they keep their exact digits and expone
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Context, Decimal, Inexact, Rounded, getcontext
 from math import floor
-from typing import Any, TypeVar
 
-from tokenwage.core.money import Money
 from tokenwage.core.usage import TokenUsage
 
-__all__ = ["FlatPlan", "TieredPlan", "TieredRate", "plan_for", "result_maker"]
+__all__ = ["FlatPlan", "TieredPlan", "TieredRate", "plan_for"]
 
 # A sum below 10**19 units keeps ``units * 10**9`` (the nanousd scaling in Money.from_decimal)
 # and every part and partial sum under 28 digits, so the Decimal path never rounds early.
@@ -225,45 +223,3 @@ def _units(rate: Decimal, scale: int) -> int:
     coefficient = int("".join(map(str, digits))) if digits else 0
     value: int = coefficient * 10 ** (exponent + scale)
     return -value if sign else value
-
-
-_T = TypeVar("_T")
-_RESULT_FIELDS = ("cost", "source", "flagged", "provider", "model_ref", "parts_usd")
-
-
-def result_maker(
-    cls: type[_T],
-) -> Callable[[int, Any, bool, str, str, tuple[tuple[str, Decimal], ...]], _T]:
-    """``lambda nanousd, *rest: cls(Money(nanousd), *rest)`` for ``PricedUsage``, minus the
-    frozen dataclasses' ``__init__`` (an ``object.__setattr__`` call per field) and Money's
-    int check (0.5 us of a 2 us price): the same slots are set through their descriptors.
-    Only for a ``cls`` with these fields and no ``__post_init__``, and for int nanousd."""
-    assert tuple(f.name for f in fields(cls)) == _RESULT_FIELDS  # type: ignore[arg-type]
-    assert not hasattr(cls, "__post_init__"), "make would skip it"
-    assert tuple(f.name for f in fields(Money)) == ("nanousd",)
-    set_nanousd = vars(Money)["nanousd"].__set__
-    set_cost, set_source, set_flagged, set_provider, set_ref, set_parts = (
-        vars(cls)[name].__set__ for name in _RESULT_FIELDS
-    )
-    new = object.__new__
-
-    def make(
-        nanousd: int,
-        source: Any,
-        flagged: bool,
-        provider: str,
-        ref: str,
-        parts: tuple[tuple[str, Decimal], ...],
-    ) -> _T:
-        cost = new(Money)
-        set_nanousd(cost, nanousd)
-        result: _T = new(cls)
-        set_cost(result, cost)
-        set_source(result, source)
-        set_flagged(result, flagged)
-        set_provider(result, provider)
-        set_ref(result, ref)
-        set_parts(result, parts)
-        return result
-
-    return make
