@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -15,12 +16,14 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
+from tokenwage.core.errors import StoreUnavailable
 from tokenwage.core.keys import KeyInfo
 from tokenwage.core.ledger import EntryKind
 from tokenwage.core.money import Money
 from tokenwage.core.package import CapMode
 from tokenwage.core.pricing import Pricer, PricingPolicy
 from tokenwage.core.usage import TokenUsage
+from tokenwage.gateway import holds
 from tokenwage.gateway.config import GatewayConfig
 from tokenwage.gateway.folder import (
     REJECTED,
@@ -181,3 +184,25 @@ def test_serve_runs_one_folder_process_that_stops_when_asked(db: Database, db_ur
     assert not FolderLock(directory).is_taken()
     with db.begin() as conn:
         assert conn.execute(select(func.count()).select_from(usage_records)).scalar_one() == 0
+
+
+def test_a_locked_database_delays_folding_and_rejects_nothing(
+    db: Database, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _org(db)
+    directory = sqlite_journal_dir(db)
+    assert directory is not None
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "w-dead.jsonl").write_bytes(encode(_settlement("twr_late")))
+    monkeypatch.setattr(holds, "LOCK_WAIT_S", 0.2)
+    other = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # e.g. a long import holding the write lock
+    folder = Folder(db, directory)
+    with pytest.raises(StoreUnavailable):
+        folder.fold_once(scan=True)
+    other.execute("ROLLBACK")
+    other.close()
+    assert folder.fold_once(scan=True) == 1
+    folder.close()
+    assert _booked(db)[0] == ["twr_late"]
+    assert not (directory / REJECTED).exists()

@@ -23,6 +23,7 @@ import fcntl
 import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -33,6 +34,7 @@ from typing import Any
 
 import orjson
 
+from tokenwage.core.errors import StoreUnavailable
 from tokenwage.gateway import settle_sqlite
 from tokenwage.gateway.holds import immediate, own_sqlite_connection
 from tokenwage.gateway.journal import (
@@ -61,6 +63,9 @@ CHECKPOINT_EVERY_S = 1.0
 SCAN_EVERY_S = 0.05
 """How often the folder looks for new journal files and deletes finished ones."""
 REJECTED = "rejected.jsonl"
+_PASSING = (StoreUnavailable, sqlite3.OperationalError)
+"""Faults of the moment (the write lock held too long, the disk briefly unavailable), not
+of the line: retried, never rejected."""
 
 
 class Folder:
@@ -170,13 +175,20 @@ class Folder:
         return data.count(b"\n")
 
     def _book(self, batch: list[Settlement]) -> None:
+        """Book ``batch``; a line that cannot be booked is rejected, the rest land. A
+        passing fault (the database locked or unreachable) is raised: nothing is marked
+        done, and the next pass tries the same lines again."""
         try:
             self._write(batch)
+        except _PASSING:
+            raise
         except Exception:  # find the bad one: book each alone, so the rest land
             log.exception("folding %d settlements failed; booking them one by one", len(batch))
             for s in batch:
                 try:
                     self._write([s])
+                except _PASSING:
+                    raise
                 except Exception as exc:
                     self._reject(encode(s), f"{type(exc).__name__}: {exc}")
 

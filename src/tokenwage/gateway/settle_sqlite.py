@@ -121,13 +121,14 @@ def _append_ledger(cur: Any, drafts: list[EntryDraft], now: datetime) -> None:
 def _insert_records(cur: Any, records: list[dict[str, Any]]) -> None:
     columns = list(records[0])
     marks = ", ".join("?" * len(columns))
-    cur.executemany(
-        f"INSERT INTO usage_records ({', '.join(columns)}) VALUES ({marks})",
-        [
-            tuple(sqlite_ts(v) if isinstance(v, datetime) else v for v in r.values())
-            for r in records
-        ],
-    )
+    stamps = [i for i, v in enumerate(records[0].values()) if isinstance(v, datetime)]
+    rows = []
+    for r in records:
+        row = list(r.values())
+        for i in stamps:
+            row[i] = sqlite_ts(row[i])
+        rows.append(row)
+    cur.executemany(f"INSERT INTO usage_records ({', '.join(columns)}) VALUES ({marks})", rows)
     name = cur.execute("SELECT timezone FROM org").fetchone()
     sums = daily_sums(records, ZoneInfo(name[0] if name and name[0] else "UTC"))
     cur.executemany(

@@ -114,7 +114,8 @@ def book(
             extra_meta={"estimated": True} if s.estimated else None,
         )
         drafts += new
-        funds[s.payer.person_id] = _funds_after(f, new, s.payer)
+        # without a pool everything is booked to the own account whatever the funds
+        funds[s.payer.person_id] = _funds_after(f, new, s.payer) if s.payer.pool_key else f
         charged.append(s.priced.cost)
     return charged, drafts, records
 
