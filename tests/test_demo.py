@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,13 @@ def test_demo_run_prints_the_dashboard_and_a_login_per_role(
     assert "every hash chain holds" in ran.out
     member = re.search(r"member\s+(\S+@acme\.example)", ran.out)
     assert member and f"<{member.group(1)}> (shown once)" in ran.out  # the key is the member's
+    # the request's debit is in the ledger (booked a few ms after the answer) and printed
+    paid = re.search(
+        r"cost\s+\$([\d.]+):\s+\S+\s+went\s+from\s+\$([\d.,]+)\s+to\s+\$([\d.,]+)", ran.out
+    )
+    assert paid, ran.out
+    cost, before, after = (Decimal(g.replace(",", "").rstrip(".")) for g in paid.groups())
+    assert cost > 0 and before - after == cost
     db = Database(url)
     try:
         migrate.require_current(db)

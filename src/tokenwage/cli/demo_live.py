@@ -5,6 +5,7 @@ settings to point a client or agent at them and a dashboard login for each role.
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -63,8 +64,12 @@ def _show(database_url: str, base: str, upstream: str, email: str | None) -> Non
             _, key = create_key(conn, email=person.email, name="demo", now=now)
         assert person.id is not None
         before = _balance(db, person.id)
-        reply = _ask(base, key)
+        reply, cost = _ask(base, key)
         after = _balance(db, person.id)
+        deadline = time.monotonic() + 10
+        while before - after < cost.nanousd and time.monotonic() < deadline:
+            time.sleep(0.02)  # the debit reaches the ledger a few ms after the answer
+            after = _balance(db, person.id)
     finally:
         db.dispose()
     out.rule("Gateway (offline: the provider is tokenwage's simulated one)")
@@ -98,7 +103,8 @@ def _balance(db: Database, person_id: int) -> int:
         return LedgerRepo(conn).balance(person_account(person_id))
 
 
-def _ask(base: str, key: str) -> str:
+def _ask(base: str, key: str) -> tuple[str, Money]:
+    """The answer to one request through the gateway, and what it was charged."""
     body = {
         "model": "gpt-5-mini",
         "max_tokens": 64,
@@ -112,8 +118,9 @@ def _ask(base: str, key: str) -> str:
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - loopback only
             answer = json.loads(resp.read())
+            cost = Money.parse(resp.headers.get("x-tokenwage-cost-usd", "0"))
     except urllib.error.HTTPError as exc:
         raise StoreUnavailable(
             f"the demo request through the gateway failed: {exc.code} {exc.read().decode()}"
         ) from None
-    return str(answer["choices"][0]["message"]["content"])
+    return str(answer["choices"][0]["message"]["content"]), cost
