@@ -2,10 +2,11 @@
 
     .venv/bin/python -m bench.gateway [--duration 5] [--workers 2] [--quick] [--baseline]
 
-It makes a temporary SQLite database (migrated, WAL, ``synchronous=FULL`` as always), seeds
+It makes a temporary SQLite database (migrated, WAL), seeds
 one org, one person with a huge monthly allowance and one tokenwage key, then starts
 ``tokenwage serve --workers N`` as a subprocess (enforcement and the ledger on, as in
-production: every request is authorized against the allowance and settled into the ledger)
+production: every request is authorized against the allowance and settled, journaled before
+its last byte and booked into the ledger by the folder process that ``serve`` starts)
 with ``TOKENWAGE_OPENAI_BASE_URL`` pointing at ``tokenwage mock-upstream`` on a fixed port.
 
 For each scenario the mock upstream is (re)started with that scenario's flags:
@@ -51,12 +52,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import func, select
+
 from bench.machine import machine_facts
 from tokenwage.core.money import Money
 from tokenwage.processes import child_process, free_port, gateway_process
 from tokenwage.services.sandbox import one_person_org
 from tokenwage.storage import migrate
 from tokenwage.storage.db import Database
+from tokenwage.storage.ledger_repo import LedgerRepo
+from tokenwage.storage.schema import usage_records
 
 LUA = Path(__file__).resolve().parent / "post.lua"
 ORG_KEY = "sk-bench-org-secret"
@@ -159,14 +164,24 @@ def main(argv: list[str] | None = None) -> int:
                             bare = _wrk(minimal, ORG_KEY, sc, load, duration, warmup, min_pgid)
                             floor.append((sc, load, direct, bare))
                             _progress(sc, load, direct, bare, "minimal")
+        booked, problems = _books(db_url)
     load_after = os.getloadavg()
+    served = sum(g.requests for _, _, _, g in rows)
     print(_markdown(rows, started, args.workers, args.mock_workers, duration))
+    print(
+        f"\nThe ledger after the gateway stopped: {booked:,} usage records for {served:,} "
+        f"measured requests through the gateway (plus warm-ups); `ledger verify`: "
+        f"{'clean' if not problems else f'{problems} problems'}."
+    )
     if floor:
         print()
         print(_floor_markdown(floor))
     print()
     print(machine_facts().markdown())
     print(f"- load average before: {_fmt_load(load_before)}; after: {_fmt_load(load_after)}")
+    if booked < served or problems:
+        print("the ledger is missing requests the gateway answered", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -347,6 +362,17 @@ def _seed(db_url: str) -> str:
             return one_person_org(
                 conn, Money.parse("1000000"), email="bench@bench.example", key_name="bench"
             )
+    finally:
+        db.dispose()
+
+
+def _books(db_url: str) -> tuple[int, int]:
+    """(usage records, ledger verification problems) of the benchmark's database."""
+    db = Database(db_url)
+    try:
+        with db.begin() as conn:
+            records = conn.execute(select(func.count()).select_from(usage_records)).scalar_one()
+            return int(records), len(list(LedgerRepo(conn).verify()))
     finally:
         db.dispose()
 
