@@ -76,7 +76,7 @@ def test_worker_factory_reads_the_environment(
 
 def test_a_started_worker_hides_its_start_up_objects_from_the_collector() -> None:
     probe = (
-        "import gc; from tokenwage.cli.serve import quiet_gc; quiet_gc(); "
+        "import gc, tokenwage.gateway.app; from tokenwage.gc_policy import quiet_gc; quiet_gc(); "
         "print(gc.get_freeze_count() > 10_000, gc.get_threshold())"
     )
     out = subprocess.run(

@@ -9,7 +9,6 @@ else the dashboard and REST API (:mod:`tokenwage.web.combined`).
 
 from __future__ import annotations
 
-import gc
 import os
 import shutil
 import sys
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tokenwage.cli.common import err, state
+from tokenwage.gc_policy import quiet_gc
 
 if TYPE_CHECKING:
     from tokenwage.gateway.app import OwnedMeter
@@ -136,20 +136,6 @@ def factory() -> CombinedApp:
     log_stream = sys.stderr.buffer if os.environ.get(ACCESS_LOG_ENV, "1") == "1" else None
     gateway = GatewayApp(config, None, open_meter=open_meter, access_log=AccessLog(log_stream))
     return CombinedApp(gateway, create_web_app(database_url), on_started=quiet_gc)
-
-
-def quiet_gc() -> None:
-    """Keep the garbage collector off the request path of a started worker.
-
-    What start-up made (modules, routes, price tables, caches) lives as long as the worker:
-    :func:`gc.freeze` moves it out of the collector's view, so a full collection scans only
-    what requests left behind instead of pausing the event loop for 50-100 ms over
-    everything. The young generation is collected after 20,000 allocations instead of 700
-    (each pass costs what survives, and a request's objects mostly die with it).
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 20)
 
 
 def register(app: typer.Typer) -> None:

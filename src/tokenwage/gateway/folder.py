@@ -49,6 +49,7 @@ from tokenwage.gateway.journal import (
     write_done,
 )
 from tokenwage.gateway.settlement import KeyTouches, Settlement
+from tokenwage.gc_policy import quiet_gc
 from tokenwage.storage.db import Database
 
 log = logging.getLogger("tokenwage.gateway.folder")
@@ -341,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.parent:
         threading.Thread(target=_watch_parent, args=(args.parent, stop), daemon=True).start()
     folder = Folder(db, directory)
+    quiet_gc()
     try:
         folder.run(stop)
     finally:
