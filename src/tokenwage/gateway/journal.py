@@ -123,7 +123,7 @@ def decode(line: bytes) -> Settlement:
             None
             if c is None
             else PricedUsage(
-                Money(c[0]), c[1], c[2], c[3], c[4], tuple((n, Decimal(v)) for n, v in c[5])
+                Money(c[0]), c[1], c[2], c[3], c[4], tuple([(n, Decimal(v)) for n, v in c[5]])
             )
         )
         return Settlement(
@@ -134,13 +134,13 @@ def decode(line: bytes) -> Settlement:
 
 
 # Lines of one key and one payer repeat them: decode each once (bounded, like any cache).
-_KEYS: dict[str, KeyInfo] = {}
-_PAYERS: dict[str, Payer] = {}
+_KEYS: dict[bytes, KeyInfo] = {}
+_PAYERS: dict[bytes, Payer] = {}
 _CACHED = 4096
 
 
 def _key(k: list[Any]) -> KeyInfo:
-    memo = orjson.dumps(k).decode()
+    memo = orjson.dumps(k)
     key = _KEYS.get(memo)
     if key is None:
         key = KeyInfo(
@@ -160,7 +160,7 @@ def _key(k: list[Any]) -> KeyInfo:
 
 
 def _payer(p: list[Any]) -> Payer:
-    memo = orjson.dumps(p).decode()
+    memo = orjson.dumps(p)
     payer = _PAYERS.get(memo)
     if payer is None:
         payer = Payer(p[0], p[1], p[2], CapMode(p[3]), Money(p[4]))

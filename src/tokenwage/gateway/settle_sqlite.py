@@ -8,6 +8,9 @@ recorded (idempotency), price-split and chain the ledger debits
 them to ``usage_daily`` (:func:`tokenwage.storage.usage_rows.daily_sums`: the same sums every
 other writer adds) and mark the keys used. Every list of ids is one bound JSON parameter.
 The caller wraps it in ``BEGIN IMMEDIATE`` ... ``COMMIT``.
+
+A batch formats each instant once (:class:`_Stamps`): every record and entry of a batch
+shares its recording time, and a request's debits share its record's time of use.
 """
 
 from __future__ import annotations
@@ -19,12 +22,12 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from tokenwage.core import ledger
-from tokenwage.core.ledger import EntryDraft, Head
+from tokenwage.core.ledger import Entry, EntryDraft, Head
 from tokenwage.core.money import Money
 from tokenwage.gateway.holds import read_funds_sqlite
 from tokenwage.gateway.settlement import Settlement, book, leases_consumed
 from tokenwage.storage.bulk import sqlite_ts
-from tokenwage.storage.ledger_repo import INSERT_ENTRY_SQL, entry_row, new_by_account
+from tokenwage.storage.ledger_repo import INSERT_ENTRY_SQL, new_by_account
 from tokenwage.storage.usage_rows import DAILY_COLUMNS, daily_sums, upsert_daily_sql
 
 _IN = "IN (SELECT value FROM json_each(?))"
@@ -38,6 +41,16 @@ _UPSERT_DAILY = upsert_daily_sql("?" * len(DAILY_COLUMNS))
 
 def _json(values: list[Any]) -> str:
     return orjson.dumps(values).decode()
+
+
+class _Stamps(dict[datetime, str]):
+    """:func:`sqlite_ts` of the instants of one batch, each formatted once."""
+
+    def __missing__(self, when: datetime) -> str:
+        stamp = sqlite_ts(when)
+        if when.tzinfo is UTC:  # elsewhere one wall time can name two instants (DST)
+            self[when] = stamp
+        return stamp
 
 
 def write_batch(cur: Any, batch: list[Settlement], now: datetime, touch: list[int]) -> list[Money]:
@@ -54,14 +67,15 @@ def write_batch(cur: Any, batch: list[Settlement], now: datetime, touch: list[in
     charged, drafts, records = book(
         batch, done, now, lambda payer: read_funds_sqlite(cur, payer, now)
     )
+    stamps = _Stamps()
     _release(cur, batch, charged)
-    _append_ledger(cur, drafts, now)
+    _append_ledger(cur, drafts, now, stamps)
     if records:
-        _insert_records(cur, records)
+        _insert_records(cur, records, stamps)
     if touch:
         cur.execute(
             f"UPDATE virtual_keys SET last_used_utc = ? WHERE id {_IN}",
-            (sqlite_ts(now), _json(touch)),
+            (stamps[now], _json(touch)),
         )
     return charged
 
@@ -76,7 +90,7 @@ def _release(cur: Any, batch: list[Settlement], charged: list[Money]) -> None:
         cur.executemany(_SHRINK_LEASE, [(n, lease) for lease, n in consumed.items()])
 
 
-def _append_ledger(cur: Any, drafts: list[EntryDraft], now: datetime) -> None:
+def _append_ledger(cur: Any, drafts: list[EntryDraft], now: datetime, stamps: _Stamps) -> None:
     if not drafts:
         return
     refs = [d.ref for d in drafts]
@@ -104,13 +118,13 @@ def _append_ledger(cur: Any, drafts: list[EntryDraft], now: datetime) -> None:
         if last is not None:  # recording time never goes backwards within an account
             recorded = max(now, datetime.fromisoformat(last).replace(tzinfo=UTC))
         entries, head = ledger.append(Head(seq, head_hash, balance), account_drafts, recorded)
-        rows.extend(entry_row(account_id, e, sqlite=True) for e in entries)
+        rows.extend(_entry_row(account_id, e, stamps) for e in entries)
         updates.append(
             (
                 head.seq,
                 head.hash,
                 head.balance_nanousd,
-                sqlite_ts(entries[-1].recorded_utc),
+                stamps[entries[-1].recorded_utc],
                 account_id,
             )
         )
@@ -118,15 +132,33 @@ def _append_ledger(cur: Any, drafts: list[EntryDraft], now: datetime) -> None:
     cur.executemany(_UPDATE_HEAD, updates)
 
 
-def _insert_records(cur: Any, records: list[dict[str, Any]]) -> None:
+def _entry_row(account_id: int, e: Entry, stamps: _Stamps) -> tuple[Any, ...]:
+    """:func:`tokenwage.storage.ledger_repo.entry_row` on SQLite, with the batch's stamps."""
+    return (
+        account_id,
+        e.seq,
+        str(e.kind),
+        e.amount_nanousd,
+        stamps[e.effective_utc],
+        stamps[e.recorded_utc],
+        e.ref,
+        e.memo,
+        stamps[e.expires_utc] if e.expires_utc is not None else None,
+        orjson.dumps(dict(e.meta), option=orjson.OPT_SORT_KEYS).decode(),
+        e.prev_hash,
+        e.hash,
+    )
+
+
+def _insert_records(cur: Any, records: list[dict[str, Any]], stamps: _Stamps) -> None:
     columns = list(records[0])
     marks = ", ".join("?" * len(columns))
-    stamps = [i for i, v in enumerate(records[0].values()) if isinstance(v, datetime)]
+    timed = [i for i, v in enumerate(records[0].values()) if isinstance(v, datetime)]
     rows = []
     for r in records:
         row = list(r.values())
-        for i in stamps:
-            row[i] = sqlite_ts(row[i])
+        for i in timed:
+            row[i] = stamps[row[i]]
         rows.append(row)
     cur.executemany(f"INSERT INTO usage_records ({', '.join(columns)}) VALUES ({marks})", rows)
     name = cur.execute("SELECT timezone FROM org").fetchone()

@@ -32,6 +32,7 @@ class Settlement:
 
 
 TOUCH_EVERY_S = 1.0
+_ZERO = Money(0)
 
 
 class KeyTouches:
@@ -87,26 +88,28 @@ def book(
     drafts: list[EntryDraft] = []
     records: list[dict[str, Any]] = []
     for s in batch:
-        rid = s.ticket.facts.request_id
+        facts = s.ticket.facts
+        rid = facts.request_id
         if rid in done:
-            charged.append(Money(0))
+            charged.append(_ZERO)
             continue
         done.add(rid)
         records.append(usage_record(s, now))
-        if s.usage is None or s.priced is None:
-            charged.append(Money(0))
+        usage, priced, payer = s.usage, s.priced, s.payer
+        if usage is None or priced is None:
+            charged.append(_ZERO)
             continue
-        f = funds.get(s.payer.person_id)
+        f = funds.get(payer.person_id)
         if f is None:
-            f = pool_funds(s.payer) if s.payer.pool_key else _own_funds(s.payer)
+            f = pool_funds(payer) if payer.pool_key else _own_funds(payer)
         new = usage_drafts(
-            s.priced,
-            s.usage,
+            priced,
+            usage,
             f,
-            person_id=s.payer.person_id,
-            own_account=s.payer.account_key,
-            pool_account=s.payer.pool_key,
-            provider=s.ticket.facts.provider,
+            person_id=payer.person_id,
+            own_account=payer.account_key,
+            pool_account=payer.pool_key,
+            provider=facts.provider,
             model=s.ticket.model,
             used_utc=s.used_utc,
             source="gateway",
@@ -115,8 +118,8 @@ def book(
         )
         drafts += new
         # without a pool everything is booked to the own account whatever the funds
-        funds[s.payer.person_id] = _funds_after(f, new, s.payer) if s.payer.pool_key else f
-        charged.append(s.priced.cost)
+        funds[payer.person_id] = _funds_after(f, new, payer) if payer.pool_key else f
+        charged.append(priced.cost)
     return charged, drafts, records
 
 
