@@ -126,18 +126,22 @@ def test_damaged_and_torn_lines_are_kept_aside_and_the_rest_booked(db: Database)
     directory.mkdir(parents=True, exist_ok=True)
     good, unknown_key = encode(_settlement("twr_good")), encode(_settlement("twr_k", key_id=99))
     torn = encode(_settlement("twr_torn"))[:40]
-    (directory / "w-dead.jsonl").write_bytes(good + b"not json\n" + unknown_key + torn)
+    negative = encode(_settlement("twr_neg")).replace(b'"u":[900,', b'"u":[-900,')
+    assert negative != encode(_settlement("twr_neg"))
+    lines = good + b"not json\n" + negative + unknown_key + torn
+    (directory / "w-dead.jsonl").write_bytes(lines)
     folder = Folder(db, directory)
     folder.fold_once(scan=True)
     folder.close()
     assert _booked(db)[0] == ["twr_good"]
     rejected = [orjson.loads(x) for x in (directory / REJECTED).read_bytes().splitlines()]
     reasons = [r["error"] for r in rejected]
-    assert len(rejected) == 3 and folder.rejected == 3
+    assert len(rejected) == 4 and folder.rejected == 4
     assert "damaged journal line" in reasons[0]
-    assert "IntegrityError" in reasons[1]  # key 99 does not exist: the record cannot be kept
-    assert decode(rejected[1]["line"].encode()).ticket.facts.request_id == "twr_k"
-    assert "incomplete last line" in reasons[2]
+    assert "damaged journal line" in reasons[1] and "must be 0 or more" in reasons[1]
+    assert "IntegrityError" in reasons[2]  # key 99 does not exist: the record cannot be kept
+    assert decode(rejected[2]["line"].encode()).ticket.facts.request_id == "twr_k"
+    assert "incomplete last line" in reasons[3]
     assert not (directory / "w-dead.jsonl").exists()
 
 

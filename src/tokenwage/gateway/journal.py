@@ -34,6 +34,7 @@ from typing import Any
 
 import orjson
 
+from tokenwage.core.errors import InvalidInput
 from tokenwage.core.keys import KeyInfo
 from tokenwage.core.money import Money
 from tokenwage.core.package import CapMode
@@ -129,7 +130,7 @@ def decode(line: bytes) -> Settlement:
         return Settlement(
             ticket, _payer(d["p"]), usage, priced, s[0], s[1], s[2], _when(s[3]), s[4]
         )
-    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as exc:
+    except (InvalidInput, KeyError, IndexError, TypeError, ValueError) as exc:  # JSON's too
         raise ValueError(f"damaged journal line: {exc}") from exc
 
 
