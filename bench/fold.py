@@ -6,7 +6,8 @@ Makes a fresh SQLite database in a temporary directory (removed at the end) with
 one-person org of :func:`tokenwage.services.sandbox.one_person_org`, journals
 ``--settlements`` lines shaped like the gateway's (distinct request ids, times and token
 counts; one in 50 an upstream error without usage, one in 40 estimated), then folds them
-with :class:`tokenwage.gateway.folder.Folder` (decode, book, commit in batches). On a small
+with :class:`tokenwage.gateway.folder.Folder` (decode, book, commit in batches), after
+:func:`tokenwage.gc_policy.quiet_gc` as in the folder process. On a small
 machine the folder shares the cores with the gateway's workers: every microsecond it spends
 is taken from them. Reported: µs per settlement and settlements/s of the folding alone, the
 load average (the figure is only as quiet as the machine) and the machine facts.
@@ -32,6 +33,7 @@ from tokenwage.gateway.holds import Payer
 from tokenwage.gateway.journal import JournalWriter, encode
 from tokenwage.gateway.settlement import Settlement
 from tokenwage.gateway.ticket import RequestFacts, Ticket
+from tokenwage.gc_policy import quiet_gc
 from tokenwage.services.sandbox import one_person_org
 from tokenwage.storage import migrate
 from tokenwage.storage.db import Database
@@ -86,6 +88,7 @@ def run(n: int) -> tuple[float, float, int]:
                 writer.append(encode(s))
             writer.close()
             folder = Folder(db, directory)
+            quiet_gc()  # as the folder process does once it has started
             try:
                 started, cpu = time.perf_counter(), time.process_time()
                 while folder.fold_once(scan=True):
