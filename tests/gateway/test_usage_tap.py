@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from tests.gateway.conftest import CHAT, HAIKU, MESSAGES, ORG_KEY, same_bytes
 from tokenwage.core.usage import TokenUsage
+from tokenwage.gateway import usage_tap
 from tokenwage.gateway.estimate import IMAGE_TOKENS, max_output_tokens, prompt_tokens
 from tokenwage.gateway.usage_tap import (
     ChatTap,
@@ -184,3 +185,20 @@ def test_max_output_tokens_takes_the_first_positive_integer() -> None:
     assert max_output_tokens({"max_completion_tokens": 5, "max_tokens": 10}, fields) == 5
     assert max_output_tokens({"max_completion_tokens": True, "max_tokens": 0}, fields) is None
     assert max_output_tokens({}, fields) is None
+
+
+def test_chat_content_chunks_pass_unparsed_and_are_counted_only_when_needed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(usage_tap, "UNCOUNTED_BYTES", 200)
+    tap = ChatTap(True)
+    quoted = orjson.dumps({"choices": [{"delta": {"content": 'say "usage": 1'}}], "usage": None})
+    chunks = [b"data: " + quoted + b"\n\n"] * 10
+    passed = b"".join(tap.feed(c) for c in chunks)
+    assert b'"usage"' not in passed.replace(b'\\"usage\\"', b"")  # the null usage is hidden
+    assert passed.count(b"say") == 10
+    assert len(tap._uncounted) < 10  # counted as it went, past the byte limit
+    assert tap.output_chars == 10 * len('say "usage": 1') and tap.usage is None
+    report = b'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":7}}\n\n'
+    assert tap.feed(report) == b""  # the report the client did not ask for is dropped
+    assert tap.usage == TokenUsage(input_tokens=3, output_tokens=7)

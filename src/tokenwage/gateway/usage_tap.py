@@ -132,7 +132,7 @@ def _split(block: bytes) -> tuple[bytes, bytes]:
 class StreamTap:
     """Splits an SSE byte stream into events and decides, per event, to pass, drop or hold it."""
 
-    __slots__ = ("_buf", "_sep", "_held", "holding", "usage", "output_chars")
+    __slots__ = ("_buf", "_sep", "_held", "holding", "usage", "_chars")
 
     def __init__(self) -> None:
         self._buf = b""
@@ -140,7 +140,16 @@ class StreamTap:
         self._held: list[bytes] = []
         self.holding = False
         self.usage: TokenUsage | None = None
-        self.output_chars = 0
+        self._chars = 0
+
+    @property
+    def output_chars(self) -> int:
+        """Characters of generated text seen so far (for an estimate)."""
+        self._count()
+        return self._chars
+
+    def _count(self) -> None:
+        """Count the text of what was passed without counting it (a tap that defers)."""
 
     def feed(self, chunk: bytes) -> bytes:
         """The bytes of ``chunk`` (with what was buffered) that may go to the client now."""
@@ -203,22 +212,53 @@ class StreamTap:
 
 
 _DELTA_TEXT_KEYS = ("content", "reasoning_content", "reasoning", "refusal")
+UNCOUNTED_BYTES = 1 << 20
+"""A chat stream's content chunks are counted once this many bytes of them are kept."""
 _USAGE_NULL = re.compile(rb',\s*"usage"\s*:\s*null|"usage"\s*:\s*null\s*,')
 
 
 class ChatTap(StreamTap):
-    """``/v1/chat/completions``: usage in the chunk with empty ``choices``; ends ``[DONE]``."""
+    """``/v1/chat/completions``: usage in the chunk with empty ``choices``; ends ``[DONE]``.
 
-    __slots__ = ("_hide_usage",)
+    A content chunk (no usage report, no error) is passed without parsing it: its text is
+    only counted, from the kept bytes, if the stream ends without a usage report and the
+    gateway has to estimate (:attr:`output_chars`). An unescaped ``"usage"`` or
+    ``"error"`` cannot occur inside a JSON string, so looking for them is exact.
+    """
+
+    __slots__ = ("_hide_usage", "_uncounted", "_uncounted_bytes")
 
     def __init__(self, hide_usage: bool) -> None:
         super().__init__()
         self._hide_usage = hide_usage
+        self._uncounted: list[bytes] = []  # content chunks whose text is not counted yet
+        self._uncounted_bytes = 0
+
+    def _count(self) -> None:
+        for data in self._uncounted:
+            chunk = _loads(data)
+            choices = chunk.get("choices") if chunk is not None else None
+            if isinstance(choices, list):
+                self._chars += _chat_delta_chars(choices)
+        self._uncounted.clear()
+        self._uncounted_bytes = 0
 
     def _event(self, block: bytes) -> bytes | None:
         _, data = _split(block)
         if data == b"[DONE]":
             return None
+        if (
+            data[:1] == b"{"
+            and b'"error"' not in data
+            and (b'"usage"' not in data or _USAGE_NULL.search(data))
+        ):  # a content chunk: no usage report in it
+            self._uncounted.append(data)
+            self._uncounted_bytes += len(data)
+            if self._uncounted_bytes > UNCOUNTED_BYTES:
+                self._count()
+            if self._hide_usage and b'"usage"' in data:
+                return _USAGE_NULL.sub(b"", block, count=1)
+            return block
         chunk = _loads(data) if data[:1] == b"{" else None
         if chunk is None:
             return block
@@ -226,7 +266,7 @@ class ChatTap(StreamTap):
         if "error" in chunk and not choices:
             return None
         if isinstance(choices, list):
-            self.output_chars += _chat_delta_chars(choices)
+            self._chars += _chat_delta_chars(choices)
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             self.usage = parse_usage(TokenUsage.from_openai_chat, usage) or self.usage
@@ -278,7 +318,7 @@ class ResponsesTap(StreamTap):
         if kind.endswith(b".delta"):
             delta = event.get("delta")
             if isinstance(delta, str):
-                self.output_chars += len(delta)
+                self._chars += len(delta)
         elif kind in _RESPONSE_DONE:
             response = event.get("response")
             if isinstance(response, dict):
@@ -317,7 +357,7 @@ class MessagesTap(StreamTap):
                 for key in _ANTHROPIC_DELTA_KEYS:
                     text = delta.get(key)
                     if isinstance(text, str):
-                        self.output_chars += len(text)
+                        self._chars += len(text)
         elif kind == b"message_start":
             message = event.get("message")
             usage = message.get("usage") if isinstance(message, dict) else None
