@@ -3,6 +3,7 @@ and a damaged line is kept aside with its reason, never lost silently."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import sqlite3
@@ -23,6 +24,7 @@ from tokenwage.core.money import Money
 from tokenwage.core.package import CapMode
 from tokenwage.core.pricing import Pricer, PricingPolicy
 from tokenwage.core.usage import TokenUsage
+from tokenwage.gateway import folder as folder_module
 from tokenwage.gateway import holds
 from tokenwage.gateway.config import GatewayConfig
 from tokenwage.gateway.folder import (
@@ -91,6 +93,9 @@ def test_a_line_decodes_to_the_settlement_it_was() -> None:
     assert errored.usage is None and errored.priced is None and errored.status == 529
     with pytest.raises(ValueError, match="damaged journal line"):
         decode(b'{"f": [1, 2]}\n')
+    # an upstream id header with bytes that are not UTF-8 (aiohttp keeps them as surrogates)
+    odd = dataclasses.replace(s, upstream_request_id="req_\udcff")
+    assert decode(encode(odd)).upstream_request_id == "req_?"
 
 
 def test_the_folder_books_a_dead_writers_file_once_then_deletes_it(db: Database) -> None:
@@ -210,3 +215,55 @@ def test_a_locked_database_delays_folding_and_rejects_nothing(
     folder.close()
     assert _booked(db)[0] == ["twr_late"]
     assert not (directory / REJECTED).exists()
+
+
+def test_a_line_longer_than_a_read_is_booked_and_a_failed_append_is_cut_back(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _org(db)
+    directory = sqlite_journal_dir(db)
+    assert directory is not None
+    monkeypatch.setattr(folder_module, "READ_BYTES", 64)  # every line is longer than a read
+    writer = JournalWriter(directory)
+    writer.append(encode(_settlement("twr_long")))
+    real_write = os.write
+    calls = []
+
+    def full_disk(fd: int, data: bytes) -> int:
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real_write(fd, data[:10])  # part of the line, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full_disk)
+    size = writer.size
+    with pytest.raises(OSError):
+        writer.append(encode(_settlement("twr_lost")))
+    monkeypatch.setattr(os, "write", real_write)
+    assert writer.path.stat().st_size == size  # the fragment is gone
+    writer.append(encode(_settlement("twr_after")))
+    writer.close()
+    folder = Folder(db, directory)
+    while folder.fold_once(scan=True):
+        pass
+    folder.close()
+    assert _booked(db)[0] == ["twr_after", "twr_long"]
+    assert folder.rejected == 0
+
+
+def test_a_damaged_progress_mark_means_folding_again_from_the_start(db: Database) -> None:
+    _org(db)
+    directory = sqlite_journal_dir(db)
+    assert directory is not None
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "w-dead.jsonl"
+    path.write_bytes(encode(_settlement("twr_1")) + encode(_settlement("twr_2")))
+    Path(str(path) + ".done").write_bytes(b"\0" * 20)  # what a power cut can leave
+    assert folded_to(path) == 0
+    bad_price = encode(_settlement("twr_3")).replace(b'"0.00', b'"zero')
+    assert bad_price != encode(_settlement("twr_3"))
+    (directory / "w-other.jsonl").write_bytes(bad_price + encode(_settlement("twr_4")))
+    folder = Folder(db, directory)
+    folder.fold_once(scan=True)
+    folder.close()
+    assert _booked(db)[0] == ["twr_1", "twr_2", "twr_4"] and folder.rejected == 1

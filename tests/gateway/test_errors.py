@@ -38,6 +38,7 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> httpx2.Response:
         (b"[1, 2]", "must be a JSON object"),
         (b'{"messages": []}', "model parameter"),
         (b'{"model": 4}', "model parameter"),
+        (b'{"model": "gpt-4o-' + b"x" * 300 + b'"}', "model names are at most 256"),
     ],
 )
 def test_bad_bodies_are_refused_in_each_shape_before_authorize(

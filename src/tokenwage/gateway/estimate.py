@@ -135,7 +135,18 @@ def model_of(body: Mapping[str, Any]) -> str:
         raise GatewayError(
             BAD_REQUEST, "you must provide a model parameter (a non-empty string)", param="model"
         )
+    if len(model) > MAX_MODEL_CHARS:
+        raise GatewayError(
+            BAD_REQUEST,
+            f"the model parameter is {len(model)} characters long; model names are at most "
+            f"{MAX_MODEL_CHARS}",
+            param="model",
+        )
     return model
+
+
+MAX_MODEL_CHARS = 256
+"""Longer model names are refused (no provider has one; they would only bloat records)."""
 
 
 def _decompress(raw: bytes, encoding: str) -> bytes:

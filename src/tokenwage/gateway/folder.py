@@ -61,9 +61,13 @@ READ_BYTES = 4 * 1024 * 1024
 EVERY_S = 0.01
 """The pause between passes: lines gather meanwhile, so a transaction books many."""
 CHECKPOINT_EVERY_S = 1.0
+DRAIN_S = 10.0
+"""How long a stopping folder goes on booking what is left (bounded: a folder thread of one
+worker stops while the others still write)."""
 SCAN_EVERY_S = 0.05
 """How often the folder looks for new journal files and deletes finished ones."""
 REJECTED = "rejected.jsonl"
+ACQUIRE_TRIES = 20
 _PASSING = (StoreUnavailable, sqlite3.OperationalError)
 """Faults of the moment (the write lock held too long, the disk briefly unavailable), not
 of the line: retried, never rejected."""
@@ -114,7 +118,8 @@ class Folder:
                 except Exception:
                     log.exception("folding the settlement journal failed; retrying")
                     stop.wait(0.5)
-            while self.fold_once(scan=True):
+            deadline = time.monotonic() + DRAIN_S  # other workers may still be writing
+            while self.fold_once(scan=True) and time.monotonic() < deadline:
                 pass
         finally:
             self.close()
@@ -138,6 +143,8 @@ class Folder:
             with path.open("rb") as fh:
                 fh.seek(done)
                 data = fh.read(min(size - done, READ_BYTES))
+                if len(data) == READ_BYTES and b"\n" not in data:
+                    data += fh.readline()  # one line longer than a read: read on to its end
             cut = data.rfind(b"\n") + 1
             if cut:
                 n = self._fold_lines(path, done, data[:cut])
@@ -147,9 +154,9 @@ class Folder:
                 self._reject(data[cut:], "incomplete last line (the writer died mid-write)")
                 done = size
                 self._mark(path, done)
-        if not held and done >= size:
-            path.unlink(missing_ok=True)
+        if not held and done >= size:  # the mark first: without it a worker waits, safely
             Path(str(path) + DONE_SUFFIX).unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
         return n
 
     def _mark(self, path: Path, offset: int) -> None:
@@ -264,11 +271,13 @@ class FolderThread:
         return True
 
     def _run(self) -> None:
-        db = Database(self.database_url, sqlite_synchronous="NORMAL")
         try:
-            Folder(db, self.directory).run(self._stop)
+            db = Database(self.database_url, sqlite_synchronous="NORMAL")
+            try:
+                Folder(db, self.directory).run(self._stop)
+            finally:
+                db.dispose()
         finally:
-            db.dispose()
             self.lock.release()
 
     def stop(self) -> None:
@@ -334,7 +343,11 @@ def main(argv: list[str] | None = None) -> int:
         log.error("the settlement journal is for SQLite databases only")
         return 2
     lock = FolderLock(directory)
-    if not lock.acquire():
+    for _ in range(ACQUIRE_TRIES):  # serve's readiness probe may hold it for an instant
+        if lock.acquire():
+            break
+        time.sleep(0.05)
+    else:
         return 0
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

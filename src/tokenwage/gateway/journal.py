@@ -34,7 +34,6 @@ from typing import Any
 
 import orjson
 
-from tokenwage.core.errors import InvalidInput
 from tokenwage.core.keys import KeyInfo
 from tokenwage.core.money import Money
 from tokenwage.core.package import CapMode
@@ -105,10 +104,17 @@ def encode(s: Settlement) -> bytes:
                 pr.model_ref,
                 [[kind, str(usd)] for kind, usd in pr.parts_usd],
             ],
-            "s": [s.status, s.estimated, s.latency_ms, s.used_utc, s.upstream_request_id],
+            "s": [s.status, s.estimated, s.latency_ms, s.used_utc, _text(s.upstream_request_id)],
         },
         option=orjson.OPT_APPEND_NEWLINE,
     )
+
+
+def _text(value: str | None) -> str | None:
+    """A header value as valid UTF-8 (aiohttp keeps undecodable bytes as surrogates)."""
+    if value is None or value.isascii():
+        return value
+    return value.encode("utf-8", "replace").decode("utf-8")
 
 
 def decode(line: bytes) -> Settlement:
@@ -130,7 +136,7 @@ def decode(line: bytes) -> Settlement:
         return Settlement(
             ticket, _payer(d["p"]), usage, priced, s[0], s[1], s[2], _when(s[3]), s[4]
         )
-    except (InvalidInput, KeyError, IndexError, TypeError, ValueError) as exc:  # JSON's too
+    except Exception as exc:  # a line is data: whatever it breaks, it is damaged
         raise ValueError(f"damaged journal line: {exc}") from exc
 
 
@@ -184,6 +190,8 @@ def read_done(path: Path) -> int | None:
             return int(fh.read() or b"0")
     except FileNotFoundError:
         return None
+    except ValueError:  # a damaged mark: fold again from the start (booking is idempotent)
+        return 0
 
 
 def folded_to(path: Path) -> int | None:
@@ -195,11 +203,15 @@ def folded_to(path: Path) -> int | None:
 
 
 def write_done(path: Path, offset: int) -> None:
-    fd = os.open(str(path) + DONE_SUFFIX, os.O_WRONLY | os.O_CREAT, 0o600)
+    """Mark ``path`` booked up to ``offset``: a new file renamed over the old mark, so a
+    reader never sees half of one."""
+    tmp = str(path) + DONE_SUFFIX + ".new"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.pwrite(fd, f"{offset:020d}".encode(), 0)
+        os.write(fd, str(offset).encode())
     finally:
         os.close(fd)
+    os.replace(tmp, str(path) + DONE_SUFFIX)
 
 
 def is_held(path: Path) -> bool:
@@ -250,12 +262,24 @@ class JournalWriter:
         """Write ``line`` (one ``write(2)``: durable against a killed process on return)."""
         if self._size >= self.rotate_bytes:
             self.rotate()
-        written = os.write(self._fd, line)
-        while written < len(line):  # a regular file takes it whole; a full disk raises
-            written += os.write(self._fd, line[written:])
+        try:
+            written = os.write(self._fd, line)
+            while written < len(line):  # a regular file takes it whole; a full disk raises
+                written += os.write(self._fd, line[written:])
+        except OSError:
+            self._cut_back()
+            raise
         self._size += len(line)
         self.appended += 1
         return Appended(self.path, self._size)
+
+    def _cut_back(self) -> None:
+        """Drop what a failed append left (part of a line), so the next line starts clean and
+        every offset stays true; if even that fails, go on in a new file."""
+        try:
+            os.ftruncate(self._fd, self._size)
+        except OSError:
+            self.rotate()
 
     def rotate(self) -> None:
         old = self._fd

@@ -121,16 +121,19 @@ class DbMeter:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        booked = True
         if self.journal is not None:
             try:
                 await self.flush()
             except StoreUnavailable as exc:  # booked by the next folder to run
+                booked = False
                 log.warning("stopping with settlements not yet in the ledger: %s", exc)
             self.journal.close()
         if self._folder is not None:
             await asyncio.to_thread(self._folder.stop)
         await asyncio.to_thread(self.writer.stop)
-        self.leases.close(datetime.now(UTC))
+        if booked:  # else the lease rows keep covering them until they expire (30 s)
+            self.leases.close(datetime.now(UTC))
         self.holds.close()
         self.db.dispose()
         self.hold_db.dispose()
@@ -234,7 +237,8 @@ class DbMeter:
             del self._journaled_ids[next(iter(self._journaled_ids))]
         try:
             at = self.journal.append(encode(s))
-        except OSError as exc:
+        except Exception as exc:  # nothing written: the hold goes back, the id may come again
+            del self._journaled_ids[rid]
             if lease is not None:
                 self.leases.give_back(rid, 0)
             raise StoreUnavailable(f"could not write the settlement journal: {exc}") from exc
@@ -377,9 +381,9 @@ class DbMeter:
             log.info("released %d expired holds", released)
 
     async def _maintain_leases(self) -> None:
-        self.leases.maintain(datetime.now(UTC))
         if self._folder is not None:
-            self._folder.ensure()  # serve's folder process died: fold here meanwhile
+            self._folder.ensure()  # serve's folder process died: fold here from now on
+        self.leases.maintain(datetime.now(UTC))
 
     async def _run_allowances(self) -> None:
         result = await self.writer.call(lambda conn: books.run_allowances(conn, datetime.now(UTC)))
