@@ -38,6 +38,7 @@ from tokenwage.gateway.folder import (
 from tokenwage.gateway.holds import Payer
 from tokenwage.gateway.journal import JournalWriter, decode, encode, folded_to, is_held
 from tokenwage.gateway.meter import open_meter
+from tokenwage.gateway.metrics import GatewayMetrics
 from tokenwage.gateway.settlement import Settlement
 from tokenwage.gateway.ticket import RequestFacts, Ticket
 from tokenwage.services.sandbox import one_person_org
@@ -167,9 +168,19 @@ async def test_a_journaled_request_keeps_what_it_used_held_until_it_is_booked(
         assert meter.leases._open["twr_j"][1] == charged.nanousd
         assert lease.inflight == charged.nanousd
         assert await meter.settle(ticket, USAGE, status=200) == Money(0)  # charged once
+        metrics = GatewayMetrics()
+        metrics.journal = meter.journal_status
+        unbooked = meter.journal_status()
         await meter.flush()
         assert lease.inflight == 0 and "twr_j" not in meter.leases._open
         assert _booked(db) == (["twr_j"], -charged.nanousd)
+        # /metrics: how many are answered but not booked yet, and how many were rejected
+        assert unbooked == (1, 0)  # journaled; no await since, so not yet seen as booked
+        assert meter._journal_dir is not None
+        (meter._journal_dir / REJECTED).write_bytes(b'{"error": "x"}\n{"error": "y"}\n')
+        text = metrics.exposition()[0].decode()
+        assert "tokenwage_gateway_unbooked_settlements 0.0" in text
+        assert "tokenwage_gateway_rejected_journal_lines 2.0" in text
     finally:
         await meter.aclose()
 

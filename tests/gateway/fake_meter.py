@@ -68,6 +68,9 @@ class FakeMeter:
         self.booked.append((key, records))
         return len(records)
 
+    def journal_status(self) -> tuple[int, int] | None:
+        return None
+
     async def authenticate(self, raw_key: str | None) -> KeyInfo:
         self.authenticated.append(raw_key)
         info = self.keys.get(raw_key or "")

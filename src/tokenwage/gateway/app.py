@@ -129,6 +129,8 @@ class GatewayApp(MeteredPath):
         if self._meter is None and self._open_meter is not None:
             self._owned_meter = await self._open_meter()
             self._meter = self._owned_meter
+        if self._meter is not None:
+            self.metrics.journal = self._meter.journal_status
         self.access_log.start()
         self.metrics.start()
 

@@ -36,7 +36,7 @@ from tokenwage.core.periods import local_date
 from tokenwage.core.pricing import Pricer
 from tokenwage.core.usage import TokenUsage
 from tokenwage.gateway.config import GatewayConfig
-from tokenwage.gateway.folder import FolderThread, sqlite_journal_dir
+from tokenwage.gateway.folder import REJECTED, FolderThread, sqlite_journal_dir
 from tokenwage.gateway.holds import HoldStore, Payer
 from tokenwage.gateway.journal import JournalWriter, encode, folded_to
 from tokenwage.gateway.leases import TTL as LEASE_TTL
@@ -90,6 +90,7 @@ class DbMeter:
         self._folder: FolderThread | None = None
         self._unfolded: deque[tuple[Path, int, str | None, int]] = deque()
         self._journaled_ids: dict[str, None] = {}  # the last RECENT_IDS, oldest first
+        self._rejected: tuple[tuple[int, int], int] = ((0, 0), 0)  # (size, mtime), lines
         self.database_url = database_url
         self.writer = GroupCommitWriter(self.db, checkpoint=self._journal_dir is None)
         self._keys: dict[str, tuple[KeyInfo | None, float]] = {}
@@ -269,6 +270,18 @@ class DbMeter:
     async def _folded(self) -> None:
         if self._unfolded:
             self._apply_folded()
+
+    def journal_status(self) -> tuple[int, int] | None:
+        if self._journal_dir is None:
+            return None
+        try:
+            stat = (self._journal_dir / REJECTED).stat()
+        except FileNotFoundError:
+            return len(self._unfolded), 0
+        if self._rejected[0] != (stat.st_size, stat.st_mtime_ns):  # count again if it grew
+            with (self._journal_dir / REJECTED).open("rb") as fh:
+                self._rejected = ((stat.st_size, stat.st_mtime_ns), sum(1 for _ in fh))
+        return len(self._unfolded), self._rejected[1]
 
     async def flush(self, timeout_s: float = FLUSH_TIMEOUT_S) -> None:
         """Wait until everything this meter settled is in the ledger (shutdown, tests)."""

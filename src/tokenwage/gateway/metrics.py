@@ -19,7 +19,7 @@ from time import perf_counter
 from typing import IO, Any
 
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -153,6 +153,19 @@ class GatewayMetrics:
             ["endpoint", "direction"],
             registry=r,
         )
+        self.unbooked = Gauge(
+            "tokenwage_gateway_unbooked_settlements",
+            "Settlements journaled and answered but not yet booked into the ledger",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.rejected_lines = Gauge(
+            "tokenwage_gateway_rejected_journal_lines",
+            "Journal lines the folder could not book (kept in rejected.jsonl): alert on > 0",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.journal: Callable[[], tuple[int, int] | None] | None = None  # the meter's status
         self._children: dict[tuple[object, ...], Any] = {}
         # The request path only appends to these (well under a microsecond); flush() hands
         # them to prometheus-client (1-2 us a call, with a lock) on every scrape and each second.
@@ -195,6 +208,10 @@ class GatewayMetrics:
         counts, self._counts = self._counts, {}
         for (metric, labels), amount in counts.items():
             self._child(metric, labels).inc(amount)
+        status = self.journal() if self.journal is not None else None
+        if status is not None:
+            self.unbooked.set(status[0])
+            self.rejected_lines.set(status[1])
 
     def _child(self, metric: Counter | Histogram, labels: tuple[str, ...]) -> Any:
         key = (metric, *labels)

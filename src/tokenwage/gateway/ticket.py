@@ -89,3 +89,8 @@ class Meter(Protocol):
         booking path; records nobody else claims are attributed to the key's owner.
         Returns how many new usage records were written."""
         ...
+
+    def journal_status(self) -> tuple[int, int] | None:
+        """(settlements this process journaled that are not booked yet, journal lines the
+        folder rejected), or None when settling does not go through a journal."""
+        ...
