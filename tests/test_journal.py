@@ -176,8 +176,7 @@ async def test_a_journaled_request_keeps_what_it_used_held_until_it_is_booked(
         assert _booked(db) == (["twr_j"], -charged.nanousd)
         # /metrics: how many are answered but not booked yet, and how many were rejected
         assert unbooked == (1, 0)  # journaled; no await since, so not yet seen as booked
-        assert meter._journal_dir is not None
-        (meter._journal_dir / REJECTED).write_bytes(b'{"error": "x"}\n{"error": "y"}\n')
+        (meter.journal.directory / REJECTED).write_bytes(b'{"error": "x"}\n{"error": "y"}\n')
         text = metrics.exposition()[0].decode()
         assert "tokenwage_gateway_unbooked_settlements 0.0" in text
         assert "tokenwage_gateway_rejected_journal_lines 2.0" in text

@@ -12,19 +12,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from pathlib import Path
 
 from tokenwage.core import keys as keyfmt
 from tokenwage.core.allowances import allowance_in_force, next_refill
 from tokenwage.core.errors import (
     AllowanceExhausted,
     ModelNotAllowed,
-    StoreUnavailable,
     Unauthenticated,
 )
 from tokenwage.core.imported import ChargeMode, Identity, IdentityKind, ImportedUsage
@@ -36,9 +33,9 @@ from tokenwage.core.periods import local_date
 from tokenwage.core.pricing import Pricer
 from tokenwage.core.usage import TokenUsage
 from tokenwage.gateway.config import GatewayConfig
-from tokenwage.gateway.folder import REJECTED, FolderThread, sqlite_journal_dir
+from tokenwage.gateway.folder import sqlite_journal_dir
 from tokenwage.gateway.holds import HoldStore, Payer
-from tokenwage.gateway.journal import JournalWriter, encode, folded_to
+from tokenwage.gateway.journaled import JournalSettler
 from tokenwage.gateway.leases import TTL as LEASE_TTL
 from tokenwage.gateway.leases import Leases
 from tokenwage.gateway.settlement import Settlement, hold_used
@@ -61,7 +58,6 @@ ALLOWANCES_EVERY_S = 30.0
 PRICING_EVERY_S = 60.0
 FOLDED_EVERY_S = 0.02
 FLUSH_TIMEOUT_S = 30.0
-RECENT_IDS = 65_536
 
 
 class _PayerInfo:
@@ -86,11 +82,7 @@ class DbMeter:
         # SQLite without fsync: settlements go to the journal, the folder books them
         # (tokenwage.gateway.journal); else the group-commit writer books them itself
         self._journal_dir = sqlite_journal_dir(self.db) if config.journaled else None
-        self.journal: JournalWriter | None = None
-        self._folder: FolderThread | None = None
-        self._unfolded: deque[tuple[Path, int, str | None, int]] = deque()
-        self._journaled_ids: dict[str, None] = {}  # the last RECENT_IDS, oldest first
-        self._rejected: tuple[tuple[int, int], int] = ((0, 0), 0)  # (size, mtime), lines
+        self.journal: JournalSettler | None = None
         self.database_url = database_url
         self.writer = GroupCommitWriter(self.db, checkpoint=self._journal_dir is None)
         self._keys: dict[str, tuple[KeyInfo | None, float]] = {}
@@ -108,10 +100,8 @@ class DbMeter:
             (PRICING_EVERY_S, self._reload_pricing),
         ]
         if self._journal_dir is not None:
-            self.journal = JournalWriter(self._journal_dir)
-            self._folder = FolderThread(self.database_url, self._journal_dir)
-            self._folder.ensure()  # folds here only if no folder process runs
-            jobs.append((FOLDED_EVERY_S, self._folded))
+            self.journal = JournalSettler(self.database_url, self._journal_dir, self.leases)
+            jobs.append((FOLDED_EVERY_S, self._booked))
         for every, job in jobs:
             self._tasks.append(asyncio.create_task(self._every(every, job)))
         await self._run_allowances()
@@ -124,14 +114,9 @@ class DbMeter:
                 await t
         booked = True
         if self.journal is not None:
-            try:
-                await self.flush()
-            except StoreUnavailable as exc:  # booked by the next folder to run
-                booked = False
-                log.warning("stopping with settlements not yet in the ledger: %s", exc)
-            self.journal.close()
-        if self._folder is not None:
-            await asyncio.to_thread(self._folder.stop)
+            booked = await self.journal.close(FLUSH_TIMEOUT_S)
+            if not booked:
+                log.warning("stopping with settlements not yet in the ledger")
         await asyncio.to_thread(self.writer.stop)
         if booked:  # else the lease rows keep covering them until they expire (30 s)
             self.leases.close(datetime.now(UTC))
@@ -221,83 +206,21 @@ class DbMeter:
             upstream_request_id=upstream_request_id,
         )
         if self.journal is not None:
-            return self._journaled(settlement)
+            return self.journal.settle(settlement)
         on_done = None if ticket.lease is None else partial(self._settled, ticket)
         return await self.writer.settle(settlement, on_done)
 
-    def _journaled(self, s: Settlement) -> Money:
-        """Settle ``s`` into the journal: durable when this returns, in the ledger once the
-        folder has booked it. Returns its price (a duplicate request id is skipped by the
-        folder, so it is never charged twice)."""
-        assert self.journal is not None
-        rid, lease = s.ticket.facts.request_id, s.ticket.lease
-        if rid in self._journaled_ids:  # settled twice in this worker: charged once
-            return Money(0)
-        self._journaled_ids[rid] = None
-        if len(self._journaled_ids) > RECENT_IDS:
-            del self._journaled_ids[next(iter(self._journaled_ids))]
-        try:
-            at = self.journal.append(encode(s))
-        except Exception as exc:  # nothing written: the hold goes back, the id may come again
-            del self._journaled_ids[rid]
-            if lease is not None:
-                self.leases.give_back(rid, 0)
-            raise StoreUnavailable(f"could not write the settlement journal: {exc}") from exc
-        charged = s.priced.cost if s.priced is not None and s.usage is not None else Money(0)
-        used = 0
-        if lease is not None:
-            used = hold_used(s.ticket, charged)
-            self.leases.settling(rid, used)
-        self._unfolded.append((at.path, at.end, rid if lease is not None else None, used))
-        return charged
-
-    def _apply_folded(self) -> None:
-        """Give back to their leases what the folder has booked of this worker's requests
-        (it shrank the lease rows by the same amounts in those transactions)."""
-        seen: dict[Path, int | None] = {}
-        queue = self._unfolded
-        while queue:
-            path, end, rid, used = queue[0]
-            if path not in seen:
-                seen[path] = folded_to(path)
-            done = seen[path]
-            if done is not None and end > done:
-                return
-            queue.popleft()
-            if rid is not None:
-                self.leases.give_back(rid, used)
-
-    async def _folded(self) -> None:
-        if self._unfolded:
-            self._apply_folded()
-
     def journal_status(self) -> tuple[int, int] | None:
-        if self._journal_dir is None:
-            return None
-        try:
-            stat = (self._journal_dir / REJECTED).stat()
-        except FileNotFoundError:
-            return len(self._unfolded), 0
-        if self._rejected[0] != (stat.st_size, stat.st_mtime_ns):  # count again if it grew
-            with (self._journal_dir / REJECTED).open("rb") as fh:
-                self._rejected = ((stat.st_size, stat.st_mtime_ns), sum(1 for _ in fh))
-        return len(self._unfolded), self._rejected[1]
+        return None if self.journal is None else self.journal.status()
 
     async def flush(self, timeout_s: float = FLUSH_TIMEOUT_S) -> None:
         """Wait until everything this meter settled is in the ledger (shutdown, tests)."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            self._apply_folded()
-            if not self._unfolded:
-                return
-            if time.monotonic() > deadline:
-                raise StoreUnavailable(
-                    f"{len(self._unfolded)} settlements were not folded into the ledger "
-                    f"within {timeout_s:g} s"
-                )
-            if self._folder is not None:
-                self._folder.ensure()
-            await asyncio.sleep(0.002)
+        if self.journal is not None:
+            await self.journal.flush(timeout_s)
+
+    async def _booked(self) -> None:
+        if self.journal is not None and self.journal.unbooked:
+            self.journal.apply_booked()
 
     def _settled(self, ticket: Ticket, outcome: Money | Exception) -> None:
         """Return a settled request's hold to its lease, which the writer shrank by what it
@@ -394,8 +317,8 @@ class DbMeter:
             log.info("released %d expired holds", released)
 
     async def _maintain_leases(self) -> None:
-        if self._folder is not None:
-            self._folder.ensure()  # serve's folder process died: fold here from now on
+        if self.journal is not None:
+            self.journal.folder.ensure()  # serve's folder process died: fold here from now on
         self.leases.maintain(datetime.now(UTC))
 
     async def _run_allowances(self) -> None:
