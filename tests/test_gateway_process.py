@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -81,6 +83,11 @@ def test_concurrent_requests_across_two_workers_never_overspend(db: Database, db
                     )
 
             results = asyncio.run(run())
+            with urllib.request.urlopen(f"{base}/metrics", timeout=10) as reply:
+                metrics = reply.read().decode()
+    # both workers' gauges add up in the scrape; nothing was rejected by the folder
+    assert re.search(r"^tokenwage_gateway_unbooked_settlements \d+\.0$", metrics, re.M), metrics
+    assert re.search(r"^tokenwage_gateway_rejected_journal_lines 0\.0$", metrics, re.M), metrics
     statuses = [s for s, _, _ in results]
     assert statuses.count(200) >= 5, statuses
     assert set(statuses) <= {200, 429}, statuses

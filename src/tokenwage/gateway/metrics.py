@@ -21,7 +21,7 @@ from typing import IO, Any
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from tokenwage.core.money import Money
 from tokenwage.core.usage import TokenUsage
@@ -229,6 +229,8 @@ class GatewayMetrics:
         task, self._task = self._task, None
         await _cancel(task)
         self.flush()
+        if os.environ.get(MULTIPROC_ENV):  # this worker's gauges leave the live sums
+            mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
     def exposition(self) -> tuple[bytes, bytes]:
         """(body, content type) of ``GET /metrics``: every worker's values in multiprocess mode."""
