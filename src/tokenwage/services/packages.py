@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -129,6 +130,11 @@ class PersonCost:
     person: Person
     cost: CostBreakdown
 
+    @property
+    def total(self) -> Money:
+        """Fully loaded: pay, equity, overhead and the allowance committed."""
+        return self.cost.total_committed
+
 
 def token_spend(conn: Connection, person_id: int, first: date, last: date, tz: str) -> Money:
     """Usage charged to the person (own account and team pools) with effective time in range."""
@@ -161,17 +167,34 @@ def people_costs(
     repo = OrgRepo(conn)
     tz = repo.get_org().timezone
     everyone = [repo.get_person(email)] if email else repo.list_people(team)
-    all_packages = repo.all_packages()
+    return loaded_costs(
+        everyone,
+        repo.all_packages(),
+        first,
+        last,
+        lambda person_id: token_spend(conn, person_id, first, last, tz),
+    )
+
+
+def loaded_costs(
+    people: Sequence[Person],
+    packages: Mapping[int, list[Package]],
+    first: date,
+    last: date,
+    spend: Callable[[int], Money],
+) -> list[PersonCost]:
+    """The fully loaded cost of each of ``people`` from ``first`` to ``last``, with their
+    packages and ``spend(person_id)``, the tokens they spent."""
     rows = []
-    for person in everyone:
+    for person in people:
         assert person.id is not None
         cost = fully_loaded_cost(
-            all_packages.get(person.id, []),
+            packages.get(person.id, []),
             first,
             last,
             employed_from=person.start_date,
             employed_to=person.end_date,
-            token_spend=token_spend(conn, person.id, first, last, tz),
+            token_spend=spend(person.id),
         )
         rows.append(PersonCost(person, cost))
     return rows

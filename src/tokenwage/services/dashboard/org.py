@@ -12,13 +12,13 @@ from sqlalchemy import Connection
 
 from tokenwage.core import analytics
 from tokenwage.core.analytics import TeamUse
-from tokenwage.core.compensation import CostBreakdown, OfferRow, compare_offers, fully_loaded_cost
+from tokenwage.core.compensation import CostBreakdown, OfferRow, compare_offers
 from tokenwage.core.errors import InvalidInput
 from tokenwage.core.money import Money
-from tokenwage.core.org import Person
 from tokenwage.core.package import CapMode, Package, Period, TokenAllowance
 from tokenwage.core.periods import count_period_starts, local_date
 from tokenwage.services.dashboard.usage import UsageTotals, Window, model_label, usage_by
+from tokenwage.services.packages import PersonCost, loaded_costs
 from tokenwage.storage.org_repo import OrgRepo
 
 RANGES = {"month": "This month", "quarter": "This quarter", "ytd": "Year to date"}
@@ -40,17 +40,6 @@ def range_window(name: str, now: datetime, tz: str) -> Window:
     else:
         raise InvalidInput(f"range {name!r} must be one of {', '.join(RANGES)}")
     return Window(first, today, today)
-
-
-@dataclass(frozen=True)
-class PersonCostRow:
-    person: Person
-    cost: CostBreakdown
-
-    @property
-    def total(self) -> Money:
-        """Fully loaded: pay, equity, overhead and the allowance committed."""
-        return self.cost.total_committed
 
 
 @dataclass(frozen=True)
@@ -77,7 +66,7 @@ class OrgPage:
     window: Window
     total: UsageTotals
     teams: list[TeamRow]
-    people: list[PersonCostRow]
+    people: list[PersonCost]
     by_model: list[tuple[str, UsageTotals]]
     by_day: list[tuple[date, dict[str, int]]]  # cost per team per day
     fairness: list[TeamUse]
@@ -117,19 +106,13 @@ def org_page(conn: Connection, range_name: str, now: datetime) -> OrgPage:
     for person_id, v in spend.items():
         team = team_of.get(person_id, "")
         by_team[team] = by_team.get(team, UsageTotals()) + v
-    all_packages = repo.all_packages()
-    people_rows: list[PersonCostRow] = []
-    for person in everyone:
-        assert person.id is not None
-        cost = fully_loaded_cost(
-            all_packages.get(person.id, []),
-            first,
-            last,
-            employed_from=person.start_date,
-            employed_to=person.end_date,
-            token_spend=spend.get(person.id, UsageTotals()).cost,
-        )
-        people_rows.append(PersonCostRow(person, cost))
+    people_rows = loaded_costs(
+        everyone,
+        repo.all_packages(),
+        first,
+        last,
+        lambda person_id: spend.get(person_id, UsageTotals()).cost,
+    )
     names = {t.slug: t.name for t in repo.list_teams()}
     pools = {p.team_slug: p for p in repo.pools()}
     teams = []
