@@ -22,12 +22,12 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from tokenwage.core import ledger
-from tokenwage.core.ledger import Entry, EntryDraft, Head
+from tokenwage.core.ledger import EntryDraft, Head
 from tokenwage.core.money import Money
 from tokenwage.gateway.holds import read_funds_sqlite
 from tokenwage.gateway.settlement import Settlement, book, leases_consumed
 from tokenwage.storage.bulk import sqlite_ts
-from tokenwage.storage.ledger_repo import INSERT_ENTRY_SQL, new_by_account
+from tokenwage.storage.ledger_repo import INSERT_ENTRY_SQL, entry_row, new_by_account
 from tokenwage.storage.usage_rows import DAILY_COLUMNS, daily_sums, upsert_daily_sql
 
 _IN = "IN (SELECT value FROM json_each(?))"
@@ -118,7 +118,7 @@ def _append_ledger(cur: Any, drafts: list[EntryDraft], now: datetime, stamps: _S
         if last is not None:  # recording time never goes backwards within an account
             recorded = max(now, datetime.fromisoformat(last).replace(tzinfo=UTC))
         entries, head = ledger.append(Head(seq, head_hash, balance), account_drafts, recorded)
-        rows.extend(_entry_row(account_id, e, stamps) for e in entries)
+        rows.extend(entry_row(account_id, e, stamps.__getitem__) for e in entries)
         updates.append(
             (
                 head.seq,
@@ -130,24 +130,6 @@ def _append_ledger(cur: Any, drafts: list[EntryDraft], now: datetime, stamps: _S
         )
     cur.executemany(INSERT_ENTRY_SQL, rows)
     cur.executemany(_UPDATE_HEAD, updates)
-
-
-def _entry_row(account_id: int, e: Entry, stamps: _Stamps) -> tuple[Any, ...]:
-    """:func:`tokenwage.storage.ledger_repo.entry_row` on SQLite, with the batch's stamps."""
-    return (
-        account_id,
-        e.seq,
-        str(e.kind),
-        e.amount_nanousd,
-        stamps[e.effective_utc],
-        stamps[e.recorded_utc],
-        e.ref,
-        e.memo,
-        stamps[e.expires_utc] if e.expires_utc is not None else None,
-        orjson.dumps(dict(e.meta), option=orjson.OPT_SORT_KEYS).decode(),
-        e.prev_hash,
-        e.hash,
-    )
 
 
 def _insert_records(cur: Any, records: list[dict[str, Any]], stamps: _Stamps) -> None:

@@ -137,7 +137,8 @@ class LedgerRepo:
             recorded = max(at, previous) if previous is not None else at
             entries, new_head = ledger.append(head, account_drafts, recorded)
             written.extend(entries)
-            rows.extend(entry_row(account_id, e, sqlite=not self._is_pg) for e in entries)
+            ts: Callable[[datetime], Any] = (lambda t: t) if self._is_pg else sqlite_ts
+            rows.extend(entry_row(account_id, e, ts) for e in entries)
             head_updates.append(
                 {
                     "b_id": account_id,
@@ -302,9 +303,9 @@ def _account(row: Row[Any]) -> AccountRow:
     )
 
 
-def entry_row(account_id: int, e: Entry, *, sqlite: bool) -> tuple[Any, ...]:
-    """The ``ledger_entries`` row of ``e``, in the column order of :data:`INSERT_ENTRY_SQL`."""
-    ts: Callable[[datetime], Any] = sqlite_ts if sqlite else (lambda t: t)
+def entry_row(account_id: int, e: Entry, ts: Callable[[datetime], Any]) -> tuple[Any, ...]:
+    """The ``ledger_entries`` row of ``e``, in the column order of :data:`INSERT_ENTRY_SQL`,
+    its instants stored as ``ts`` gives them (:func:`sqlite_ts` on SQLite)."""
     return (
         account_id,
         e.seq,
