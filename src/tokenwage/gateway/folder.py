@@ -240,12 +240,7 @@ class FolderLock:
 
     def is_taken(self) -> bool:
         """Whether some folder (here or elsewhere) holds the lock."""
-        if self._fd >= 0:
-            return True
-        if self.acquire():
-            self.release()
-            return False
-        return True
+        return self._fd >= 0 or is_held(self.path)
 
 
 class FolderThread:

@@ -77,10 +77,6 @@ class JournalSettler:
             if rid is not None:
                 self.leases.give_back(rid, used)
 
-    @property
-    def unbooked(self) -> int:
-        return len(self._unbooked)
-
     def status(self) -> tuple[int, int]:
         """(settlements not booked yet, lines the folder rejected)."""
         path = self.directory / REJECTED

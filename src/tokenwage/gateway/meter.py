@@ -219,7 +219,7 @@ class DbMeter:
             await self.journal.flush(timeout_s)
 
     async def _booked(self) -> None:
-        if self.journal is not None and self.journal.unbooked:
+        if self.journal is not None:
             self.journal.apply_booked()
 
     def _settled(self, ticket: Ticket, outcome: Money | Exception) -> None:
