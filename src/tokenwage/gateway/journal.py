@@ -24,6 +24,7 @@ never mistakes a file being born for a finished one.
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import uuid
 from dataclasses import dataclass
@@ -140,41 +141,34 @@ def decode(line: bytes) -> Settlement:
         raise ValueError(f"damaged journal line: {exc}") from exc
 
 
-# Lines of one key and one payer repeat them: decode each once (bounded, like any cache).
-_KEYS: dict[bytes, KeyInfo] = {}
-_PAYERS: dict[bytes, Payer] = {}
-_CACHED = 4096
-
-
 def _key(k: list[Any]) -> KeyInfo:
-    memo = orjson.dumps(k)
-    key = _KEYS.get(memo)
-    if key is None:
-        key = KeyInfo(
-            id=k[0],
-            person_id=k[1],
-            name=k[2],
-            prefix=k[3],
-            allowed_models=tuple(k[4]) if k[4] is not None else None,
-            created_utc=_when(k[5]),
-            expires_utc=_when(k[6]) if k[6] else None,
-            revoked_utc=_when(k[7]) if k[7] else None,
-        )
-        if len(_KEYS) >= _CACHED:
-            _KEYS.clear()
-        _KEYS[memo] = key
-    return key
+    return _key_of(orjson.dumps(k))
 
 
 def _payer(p: list[Any]) -> Payer:
-    memo = orjson.dumps(p)
-    payer = _PAYERS.get(memo)
-    if payer is None:
-        payer = Payer(p[0], p[1], p[2], CapMode(p[3]), Money(p[4]))
-        if len(_PAYERS) >= _CACHED:
-            _PAYERS.clear()
-        _PAYERS[memo] = payer
-    return payer
+    return _payer_of(orjson.dumps(p))
+
+
+# Lines of one key and one payer repeat them: each is decoded once.
+@functools.lru_cache(maxsize=4096)
+def _key_of(encoded: bytes) -> KeyInfo:
+    k = orjson.loads(encoded)
+    return KeyInfo(
+        id=k[0],
+        person_id=k[1],
+        name=k[2],
+        prefix=k[3],
+        allowed_models=tuple(k[4]) if k[4] is not None else None,
+        created_utc=_when(k[5]),
+        expires_utc=_when(k[6]) if k[6] else None,
+        revoked_utc=_when(k[7]) if k[7] else None,
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _payer_of(encoded: bytes) -> Payer:
+    p = orjson.loads(encoded)
+    return Payer(p[0], p[1], p[2], CapMode(p[3]), Money(p[4]))
 
 
 def _when(value: str) -> datetime:
