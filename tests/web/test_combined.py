@@ -3,6 +3,7 @@ everything else the dashboard, on one port."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -112,7 +113,12 @@ def test_a_key_made_in_the_api_spends_through_the_gateway_on_the_same_port(
             headers={"Authorization": f"Bearer {key}"},
         )
         assert chat.status_code == 200, chat.text
-        records = c.get(f"/api/v1/people/{moe}/usage/records", headers=api).json()["items"]
+        deadline = time.monotonic() + 10  # the folder books it a few ms after the answer
+        while True:
+            records = c.get(f"/api/v1/people/{moe}/usage/records", headers=api).json()["items"]
+            if records or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
         after = c.get(f"/api/v1/people/{moe}/balance", headers=api).json()
     (record,) = records
     assert record["source"] == "gateway" and record["cost_nanousd"] > 0
