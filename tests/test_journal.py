@@ -15,6 +15,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from tokenwage.core.errors import StoreUnavailable
@@ -36,7 +38,16 @@ from tokenwage.gateway.folder import (
     stop_folder_process,
 )
 from tokenwage.gateway.holds import Payer
-from tokenwage.gateway.journal import JournalWriter, decode, encode, folded_to, is_held
+from tokenwage.gateway.journal import (
+    MARK_BYTES,
+    JournalWriter,
+    decode,
+    encode,
+    folded_to,
+    is_held,
+    mark_bytes,
+    parse_mark,
+)
 from tokenwage.gateway.meter import open_meter
 from tokenwage.gateway.metrics import GatewayMetrics
 from tokenwage.gateway.settlement import Settlement
@@ -112,15 +123,21 @@ def test_the_folder_books_a_dead_writers_file_once_then_deletes_it(db: Database)
     folder = Folder(db, directory)
     assert folder.fold_once(scan=True) == 3  # a live writer's file is folded as it grows...
     assert path.exists() and folded_to(path) == path.stat().st_size
+    mark = Path(str(path) + ".done")
+    inode = mark.stat().st_ino
+    writer.append(encode(_settlement("twr_3")))
+    lines.append(encode(_settlement("twr_3")))
+    assert folder.fold_once() == 1 and folded_to(path) == path.stat().st_size
+    assert mark.stat().st_ino == inode  # the mark is rewritten in place, not replaced
     writer.close()  # ... and deleted once its writer is gone and it is all folded
     assert folder.fold_once(scan=True) == 0 and not path.exists() and folded_to(path) is None
     ids, spent = _booked(db)
     price = _settlement("x").priced
     assert price is not None
-    assert ids == ["twr_0", "twr_1", "twr_2"] and spent == -3 * price.cost.nanousd
+    assert ids == ["twr_0", "twr_1", "twr_2", "twr_3"] and spent == -4 * price.cost.nanousd
     # the same lines again (a crash between a commit and its progress mark): skipped
     (directory / "w-again.jsonl").write_bytes(b"".join(lines))
-    assert folder.fold_once(scan=True) == 3
+    assert folder.fold_once(scan=True) == 4
     assert _booked(db) == (ids, spent)
     folder.close()
 
@@ -259,6 +276,29 @@ def test_a_line_longer_than_a_read_is_booked_and_a_failed_append_is_cut_back(
     folder.close()
     assert _booked(db)[0] == ["twr_after", "twr_long"]
     assert folder.rejected == 0
+
+
+_OFFSETS = st.integers(min_value=0, max_value=2**63)
+
+
+@given(_OFFSETS)
+def test_a_progress_mark_reads_back_as_its_offset(offset: int) -> None:
+    assert len(mark_bytes(offset)) == MARK_BYTES and parse_mark(mark_bytes(offset)) == offset
+
+
+@given(_OFFSETS, _OFFSETS, st.lists(st.booleans(), min_size=MARK_BYTES, max_size=MARK_BYTES))
+def test_a_mark_read_while_rewritten_reads_as_old_new_or_nothing(
+    old: int, new: int, copied: list[bool]
+) -> None:
+    """A reader may see any mix of the old mark's bytes and the new one's: it reads one of the
+    two or, when the check fails, 0 (nothing booked yet), never a third offset."""
+    a, b = mark_bytes(old), mark_bytes(new)
+    torn = bytes(b[i] if copied[i] else a[i] for i in range(MARK_BYTES))
+    assert parse_mark(torn) in {0, old, new}
+
+
+def test_an_earlier_versions_decimal_mark_is_read() -> None:
+    assert parse_mark(b"123456") == 123456 and parse_mark(b"") == 0 and parse_mark(b"12x") == 0
 
 
 def test_a_damaged_progress_mark_means_folding_again_from_the_start(db: Database) -> None:

@@ -38,15 +38,14 @@ from tokenwage.core.errors import StoreUnavailable
 from tokenwage.gateway import settle_sqlite
 from tokenwage.gateway.holds import immediate, own_sqlite_connection
 from tokenwage.gateway.journal import (
-    DONE_SUFFIX,
     FOLDER_LOCK,
     SUFFIX,
+    DoneMarks,
     decode,
     encode,
     is_held,
     journal_dir,
     read_done,
-    write_done,
 )
 from tokenwage.gateway.settlement import KeyTouches, Settlement
 from tokenwage.gc_policy import quiet_gc
@@ -83,11 +82,13 @@ class Folder:
         self._scan_due = 0.0
         self._files: list[Path] = []
         self._done: dict[Path, int] = {}  # how far each file is booked (this folder writes it)
+        self._marks = DoneMarks()
         self.folded = 0
         self.batches = 0
         self.rejected = 0
 
     def close(self) -> None:
+        self._marks.close()
         if self._raw is not None:
             self._raw.close()
             self._raw = None
@@ -101,7 +102,9 @@ class Folder:
         if scan:
             self._scan_due = clock + SCAN_EVERY_S
             self._files = sorted(self.directory.glob(f"w-*{SUFFIX}"))
-            self._done = {p: d for p, d in self._done.items() if p in self._files}
+            for gone in [p for p in self._done if p not in self._files]:
+                del self._done[gone]
+                self._marks.forget(gone)
         n = sum(self._fold_file(path, scan) for path in self._files)
         if clock >= self._checkpoint_due:
             self._checkpoint_due = clock + CHECKPOINT_EVERY_S
@@ -155,13 +158,13 @@ class Folder:
                 done = size
                 self._mark(path, done)
         if not held and done >= size:  # the mark first: without it a worker waits, safely
-            Path(str(path) + DONE_SUFFIX).unlink(missing_ok=True)
+            self._marks.remove(path)
             path.unlink(missing_ok=True)
         return n
 
     def _mark(self, path: Path, offset: int) -> None:
         """Record that ``path`` is booked up to ``offset`` (after the commit)."""
-        write_done(path, offset)
+        self._marks.write(path, offset)
         self._done[path] = offset
 
     def _fold_lines(self, path: Path, start: int, data: bytes) -> int:
