@@ -46,8 +46,9 @@ from tokenwage.core.package import CapMode
 from tokenwage.core.spending import Funds
 from tokenwage.gateway.holds import HoldStore, Payer
 
-AHEAD = 64
-"""A grown lease keeps room for this many more requests like the one that grew it..."""
+AHEAD = 256
+"""A grown lease keeps room for this many more requests like the one that grew it (each
+grow is a write transaction on the event loop, which may wait for the folder's)..."""
 SHARE = 16
 """... but never more than this fraction of what the person may spend."""
 IDLE_S = 1.0
