@@ -50,6 +50,7 @@ from tokenwage.gateway.journal import (
 )
 from tokenwage.gateway.meter import open_meter
 from tokenwage.gateway.metrics import GatewayMetrics
+from tokenwage.gateway.pacing import Pacer
 from tokenwage.gateway.settlement import Settlement
 from tokenwage.gateway.ticket import RequestFacts, Ticket
 from tokenwage.services.sandbox import one_person_org
@@ -276,6 +277,34 @@ def test_a_line_longer_than_a_read_is_booked_and_a_failed_append_is_cut_back(
     folder.close()
     assert _booked(db)[0] == ["twr_after", "twr_long"]
     assert folder.rejected == 0
+
+
+def test_the_folder_works_in_slices_and_chains_a_long_batch_whole(db: Database) -> None:
+    """Between units of work (a line, a settlement, an entry, a record) the folder may
+    yield its CPU; the ledger chain of a batch longer than a slice is the same one chain."""
+    _org(db)
+    directory = sqlite_journal_dir(db)
+    assert directory is not None
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = [encode(_settlement(f"twr_{i:02}")) for i in range(40)]
+    (directory / "w-dead.jsonl").write_bytes(b"".join(lines))
+    folder = Folder(db, directory, pace=Pacer(slice_s=0.0))  # yields at every call
+    assert folder.fold_once(scan=True) == 40 and folder.batches == 1
+    folder.close()
+    ids, spent = _booked(db)  # verifies every chain
+    assert ids == [f"twr_{i:02}" for i in range(40)] and spent < 0
+    assert folder.pace.yields >= 4 * 40  # per line, settlement, ledger entry and record
+    with db.begin() as conn:
+        seqs = [e.seq for e in LedgerRepo(conn).entries("person:1")]
+    assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_a_pacer_yields_only_once_its_slice_has_passed() -> None:
+    never, always = Pacer(slice_s=3600.0), Pacer(slice_s=0.0)
+    for _ in range(100):
+        never()
+        always()
+    assert never.yields == 0 and always.yields == 100
 
 
 _OFFSETS = st.integers(min_value=0, max_value=2**63)

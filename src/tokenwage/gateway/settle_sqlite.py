@@ -11,10 +11,15 @@ The caller wraps it in ``BEGIN IMMEDIATE`` ... ``COMMIT``.
 
 A batch formats each instant once (:class:`_Stamps`): every record and entry of a batch
 shares its recording time, and a request's debits share its record's time of use.
+
+``pace`` is called between units of work (a settlement, a ledger entry, a record): the
+folder passes its :class:`~tokenwage.gateway.pacing.Pacer`, so a batch of 256 never holds a
+CPU for milliseconds at a stretch; a worker's own writes pass nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,12 +30,15 @@ from tokenwage.core import ledger
 from tokenwage.core.ledger import EntryDraft, Head
 from tokenwage.core.money import Money
 from tokenwage.gateway.holds import read_funds_sqlite
+from tokenwage.gateway.pacing import no_pause
 from tokenwage.gateway.settlement import Settlement, book, leases_consumed
 from tokenwage.storage.bulk import sqlite_ts
 from tokenwage.storage.ledger_repo import INSERT_ENTRY_SQL, entry_row, new_by_account
 from tokenwage.storage.usage_rows import DAILY_COLUMNS, daily_sums, upsert_daily_sql
 
 _IN = "IN (SELECT value FROM json_each(?))"
+_CHAIN_SLICE = 16
+"""Drafts chained per call of :func:`tokenwage.core.ledger.append` (the pace between)."""
 _UPDATE_HEAD = (
     "UPDATE accounts SET head_seq = ?, head_hash = ?, balance_nanousd = ?, head_recorded_utc = ?"
     " WHERE id = ?"
@@ -53,7 +61,13 @@ class _Stamps(dict[datetime, str]):
         return stamp
 
 
-def write_batch(cur: Any, batch: list[Settlement], now: datetime, touch: list[int]) -> list[Money]:
+def write_batch(
+    cur: Any,
+    batch: list[Settlement],
+    now: datetime,
+    touch: list[int],
+    pace: Callable[[], None] = no_pause,
+) -> list[Money]:
     """Write ``batch`` with sqlite3 cursor ``cur`` inside the caller's transaction and mark
     keys ``touch`` used; returns what each settlement charged (zero when already recorded
     or not charged)."""
@@ -65,13 +79,13 @@ def write_batch(cur: Any, batch: list[Settlement], now: datetime, touch: list[in
         )
     }
     charged, drafts, records = book(
-        batch, done, now, lambda payer: read_funds_sqlite(cur, payer, now)
+        batch, done, now, lambda payer: read_funds_sqlite(cur, payer, now), pace
     )
     stamps = _Stamps()
     _release(cur, batch, charged)
-    _append_ledger(cur, drafts, now, stamps)
+    _append_ledger(cur, drafts, now, stamps, pace)
     if records:
-        _insert_records(cur, records, stamps)
+        _insert_records(cur, records, stamps, pace)
     if touch:
         cur.execute(
             f"UPDATE virtual_keys SET last_used_utc = ? WHERE id {_IN}",
@@ -90,7 +104,9 @@ def _release(cur: Any, batch: list[Settlement], charged: list[Money]) -> None:
         cur.executemany(_SHRINK_LEASE, [(n, lease) for lease, n in consumed.items()])
 
 
-def _append_ledger(cur: Any, drafts: list[EntryDraft], now: datetime, stamps: _Stamps) -> None:
+def _append_ledger(
+    cur: Any, drafts: list[EntryDraft], now: datetime, stamps: _Stamps, pace: Callable[[], None]
+) -> None:
     if not drafts:
         return
     refs = [d.ref for d in drafts]
@@ -117,8 +133,15 @@ def _append_ledger(cur: Any, drafts: list[EntryDraft], now: datetime, stamps: _S
         recorded = now
         if last is not None:  # recording time never goes backwards within an account
             recorded = max(now, datetime.fromisoformat(last).replace(tzinfo=UTC))
-        entries, head = ledger.append(Head(seq, head_hash, balance), account_drafts, recorded)
-        rows.extend(entry_row(account_id, e, stamps.__getitem__) for e in entries)
+        head = Head(seq, head_hash, balance)
+        entries: list[ledger.Entry] = []
+        for at in range(0, len(account_drafts), _CHAIN_SLICE):  # chained on from each head
+            more, head = ledger.append(head, account_drafts[at : at + _CHAIN_SLICE], recorded)
+            entries += more
+            pace()
+        for e in entries:
+            rows.append(entry_row(account_id, e, stamps.__getitem__))
+            pace()
         updates.append(
             (
                 head.seq,
@@ -132,7 +155,9 @@ def _append_ledger(cur: Any, drafts: list[EntryDraft], now: datetime, stamps: _S
     cur.executemany(_UPDATE_HEAD, updates)
 
 
-def _insert_records(cur: Any, records: list[dict[str, Any]], stamps: _Stamps) -> None:
+def _insert_records(
+    cur: Any, records: list[dict[str, Any]], stamps: _Stamps, pace: Callable[[], None]
+) -> None:
     columns = list(records[0])
     marks = ", ".join("?" * len(columns))
     timed = [i for i, v in enumerate(records[0].values()) if isinstance(v, datetime)]
@@ -142,6 +167,7 @@ def _insert_records(cur: Any, records: list[dict[str, Any]], stamps: _Stamps) ->
         for i in timed:
             row[i] = stamps[row[i]]
         rows.append(row)
+        pace()
     cur.executemany(f"INSERT INTO usage_records ({', '.join(columns)}) VALUES ({marks})", rows)
     name = cur.execute("SELECT timezone FROM org").fetchone()
     sums = daily_sums(records, ZoneInfo(name[0] if name and name[0] else "UTC"))

@@ -15,6 +15,7 @@ from tokenwage.core.pricing import PricedUsage
 from tokenwage.core.spending import Funds
 from tokenwage.core.usage import TokenUsage
 from tokenwage.gateway.holds import Payer
+from tokenwage.gateway.pacing import no_pause
 from tokenwage.gateway.ticket import Ticket
 
 
@@ -76,18 +77,21 @@ def book(
     done: set[str],
     now: datetime,
     pool_funds: Callable[[Payer], Funds],
+    pace: Callable[[], None] = no_pause,
 ) -> tuple[list[Money], list[EntryDraft], list[dict[str, Any]]]:
     """(what each settlement charges, the ledger drafts, the usage records) of ``batch``.
 
     Requests in ``done`` (already recorded) are skipped; an upstream error without usage is
     recorded and never charged. ``pool_funds`` reads the funds of a person with a team pool
     (the split between own account and pool depends on them), once per person per batch.
+    ``pace`` is called once per settlement (the folder's :class:`~tokenwage.gateway.pacing.Pacer`).
     """
     charged: list[Money] = []
     funds: dict[int, Funds] = {}
     drafts: list[EntryDraft] = []
     records: list[dict[str, Any]] = []
     for s in batch:
+        pace()
         facts = s.ticket.facts
         rid = facts.request_id
         if rid in done:
