@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _OVERHEAD_BUCKETS = (0.0001, 0.0002, 0.0003, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25, 1.0)
 _MAX_PENDING = 10_000
+FLUSH_EVERY_S = 0.05
+FLUSH_SLICE = 32
 _TOTAL_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
@@ -167,8 +169,11 @@ class GatewayMetrics:
         )
         self.journal: Callable[[], tuple[int, int] | None] | None = None  # the meter's status
         self._children: dict[tuple[object, ...], Any] = {}
-        # The request path only appends to these (well under a microsecond); flush() hands
-        # them to prometheus-client (1-2 us a call, with a lock) on every scrape and each second.
+        # The request path only appends to these (well under a microsecond); they are handed
+        # to prometheus-client (1-2 us a call, with a lock) on every scrape and, every
+        # FLUSH_EVERY_S, FLUSH_SLICE requests at a time with the event loop free in between.
+        # (All of a second's requests at once stalled the loop for 10-15 ms at 1,500 req/s:
+        # 1% of requests waited that long.)
         self._finished: list[tuple[Call, float, float]] = []
         self._counts: dict[tuple[Counter, tuple[str, ...]], float] = {}
         self._task: asyncio.Task[None] | None = None
@@ -190,7 +195,22 @@ class GatewayMetrics:
         self._counts[key] = self._counts.get(key, 0.0) + amount
 
     def flush(self) -> None:
-        finished, self._finished = self._finished, []
+        """Hand everything pending to prometheus-client (a scrape, a stopping worker)."""
+        while self._finished:
+            self._flush_some(len(self._finished))
+        self._flush_counts()
+
+    async def _flush_in_slices(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_EVERY_S)
+            while self._finished:
+                self._flush_some(FLUSH_SLICE)
+                await asyncio.sleep(0)  # requests go on between slices
+            self._flush_counts()
+
+    def _flush_some(self, n: int) -> None:
+        finished = self._finished[:n]
+        del self._finished[:n]
         for call, total_s, overhead_s in finished:
             endpoint = call.endpoint
             self._add(self.requests, (endpoint, str(call.status)))
@@ -205,6 +225,8 @@ class GatewayMetrics:
                 self._add(self.settled, (endpoint, usage))
                 self._add(self.settled_tokens, (endpoint, "input"), call.usage.prompt_tokens)
                 self._add(self.settled_tokens, (endpoint, "output"), call.usage.output_tokens)
+
+    def _flush_counts(self) -> None:
         counts, self._counts = self._counts, {}
         for (metric, labels), amount in counts.items():
             self._child(metric, labels).inc(amount)
@@ -221,9 +243,9 @@ class GatewayMetrics:
         return child
 
     def start(self) -> None:
-        """Flush once a second, so other workers' scrapes see this one's numbers."""
+        """Flush in the background, so other workers' scrapes see this one's numbers."""
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(_every(1.0, self.flush))
+            self._task = asyncio.get_running_loop().create_task(self._flush_in_slices())
 
     async def stop(self) -> None:
         task, self._task = self._task, None

@@ -1,0 +1,32 @@
+"""Finished requests reach prometheus-client a slice at a time, the event loop free between."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tokenwage.gateway import metrics as metrics_module
+from tokenwage.gateway.metrics import Call, GatewayMetrics
+
+
+async def test_pending_requests_are_flushed_in_slices(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metrics_module, "FLUSH_EVERY_S", 0.01)
+    monkeypatch.setattr(metrics_module, "FLUSH_SLICE", 10)
+    metrics = GatewayMetrics()
+    for i in range(35):
+        metrics.record(Call("openai.chat", f"twr_{i}", 0.0, status=200), 0.002, 0.0001)
+    metrics.start()
+    seen: list[int] = []  # how many were still pending at each turn of the loop
+    try:
+        async with asyncio.timeout(5):
+            while not seen or seen[-1]:
+                await asyncio.sleep(0)
+                seen.append(len(metrics._finished))
+        # never all at once: other callbacks ran between the slices of 10
+        assert {25, 15, 5} <= set(seen)
+        text = metrics.exposition()[0].decode()
+        assert 'tokenwage_gateway_overhead_seconds_count{endpoint="openai.chat"} 35.0' in text
+        assert 'tokenwage_gateway_requests_total{endpoint="openai.chat",status="200"} 35.0' in text
+    finally:
+        await metrics.stop()
