@@ -14,7 +14,9 @@ on this machine, without the gateway: it starts ``tokenwage mock-upstream`` (1 w
 * ``busy D, nice 0`` for each duty D of ``--duties``: through the proxy while a separate
   Python process spins on ``time.monotonic()`` for D x 10 ms every 10 ms and sleeps the rest;
 * ``busy D, SCHED_IDLE`` at the largest duty, the busy process under ``SCHED_IDLE`` (nice 19
-  if the kernel refuses, said in the row).
+  if the kernel refuses, said in the row);
+* ``busy D, nice 0, sched_yield every 0.2 ms`` at the largest duty: the same work, yielding
+  its CPU every 0.2 ms as the folder does (``tokenwage/gateway/pacing.py``).
 
 Reported per row: req/s, p50/p90/p99/p99.9 latency, CPU ms per request of the proxy's
 process group, of wrk itself and of the mock, and the busy process's measured share of one
@@ -69,9 +71,11 @@ DONE_LUA = """function done(summary, latency, requests)
 end
 """
 BUSY = """import os, sys, time
-duty, seconds, idle = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3] == "idle"
+duty, seconds, mode = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
 how = "nice 0"
-if idle:
+if mode == "yield":
+    how = "nice 0, sched_yield every 0.2 ms"
+if mode == "idle":
     try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
         how = "SCHED_IDLE"
@@ -83,8 +87,11 @@ period, busy = 0.010, duty * 0.010
 slot = time.monotonic()
 end = slot + seconds
 while slot < end:
-    while time.monotonic() < slot + busy:
-        pass
+    due = time.monotonic() + 0.0002
+    while (now := time.monotonic()) < slot + busy:
+        if mode == "yield" and now >= due:
+            os.sched_yield()  # as gateway/pacing.py's Pacer does in the folder
+            due = time.monotonic() + 0.0002
     slot += period
     now = time.monotonic()
     if slot > now:
@@ -121,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanups
     duration = int(min(max(round(args.duration), 1), MAX_DURATION))
-    settings = [(d, False) for d in duties] + [(max(duties), True)]
+    settings = [(d, "normal") for d in duties] + [(max(duties), m) for m in ("idle", "yield")]
     load_before = os.getloadavg()
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="tokenwage-bench-contention-") as tmp:
@@ -138,9 +145,9 @@ def main(argv: list[str] | None = None) -> int:
             _check(proxy, ORG_KEY, SCENARIO)
             rows.append(_measure("direct", upstream, lua, duration, mock_pgid, 0, None))
             rows.append(_measure("none", proxy, lua, duration, mock_pgid, proxy_pgid, None))
-            for duty, idle in settings:
+            for duty, mode in settings:
                 seconds = WARMUP_S + duration + 5
-                with _busy(duty, idle, seconds) as (how, pid):
+                with _busy(duty, mode, seconds) as (how, pid):
                     setting = f"busy {duty:.0%}, {how}"
                     rows.append(_measure(setting, proxy, lua, duration, mock_pgid, proxy_pgid, pid))
     load_after = os.getloadavg()
@@ -162,9 +169,11 @@ def _lua() -> str:
 
 
 @contextmanager
-def _busy(duty: float, idle: bool, seconds: float) -> Iterator[tuple[str, int]]:
-    """A busy-loop process at ``duty`` for at most ``seconds``: (how it is scheduled, pid)."""
-    cmd = [sys.executable, "-c", BUSY, str(duty), str(seconds), "idle" if idle else "normal"]
+def _busy(duty: float, mode: str, seconds: float) -> Iterator[tuple[str, int]]:
+    """A busy-loop process at ``duty`` for at most ``seconds`` (``mode``: normal, idle for
+    SCHED_IDLE, yield for a sched_yield every 0.2 ms): (how it is scheduled, pid)."""
+    idle = mode == "idle"
+    cmd = [sys.executable, "-c", BUSY, str(duty), str(seconds), mode]
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, start_new_session=True) as proc:
         try:
             assert proc.stdout is not None
