@@ -30,3 +30,35 @@ async def test_pending_requests_are_flushed_in_slices(monkeypatch: pytest.Monkey
         assert 'tokenwage_gateway_requests_total{endpoint="openai.chat",status="200"} 35.0' in text
     finally:
         await metrics.stop()
+
+
+async def test_a_failing_flush_is_logged_and_the_next_one_goes_on(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(metrics_module, "FLUSH_EVERY_S", 0.01)
+    metrics = GatewayMetrics()
+    metrics.record(Call("openai.chat", "twr_bad", 0.0, status=200), float("nan"), 0.0)
+    real = metrics._flush_some
+    failures = [True]
+
+    def flaky(n: int) -> None:
+        if failures:
+            failures.pop()
+            metrics._finished.clear()
+            raise ValueError("a broken value")
+        real(n)
+
+    monkeypatch.setattr(metrics, "_flush_some", flaky)
+    metrics.start()
+    try:
+        async with asyncio.timeout(5):
+            while failures or "flushing the gateway metrics failed" not in caplog.text:
+                await asyncio.sleep(0.01)
+        metrics.record(Call("openai.chat", "twr_ok", 0.0, status=200), 0.002, 0.0001)
+        async with asyncio.timeout(5):
+            while metrics._finished:
+                await asyncio.sleep(0.01)
+        text = metrics.exposition()[0].decode()
+        assert 'tokenwage_gateway_requests_total{endpoint="openai.chat",status="200"} 1.0' in text
+    finally:
+        await metrics.stop()

@@ -203,10 +203,13 @@ class GatewayMetrics:
     async def _flush_in_slices(self) -> None:
         while True:
             await asyncio.sleep(FLUSH_EVERY_S)
-            while self._finished:
-                self._flush_some(FLUSH_SLICE)
-                await asyncio.sleep(0)  # requests go on between slices
-            self._flush_counts()
+            try:
+                while self._finished:
+                    self._flush_some(FLUSH_SLICE)
+                    await asyncio.sleep(0)  # requests go on between slices
+                self._flush_counts()
+            except Exception:  # a bad value must not stop the metrics for good
+                log.exception("flushing the gateway metrics failed")
 
     def _flush_some(self, n: int) -> None:
         finished = self._finished[:n]
