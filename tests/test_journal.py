@@ -40,6 +40,7 @@ from tokenwage.gateway.folder import (
 from tokenwage.gateway.holds import Payer
 from tokenwage.gateway.journal import (
     MARK_BYTES,
+    DoneMarks,
     JournalWriter,
     decode,
     encode,
@@ -47,6 +48,7 @@ from tokenwage.gateway.journal import (
     is_held,
     mark_bytes,
     parse_mark,
+    read_done,
 )
 from tokenwage.gateway.meter import open_meter
 from tokenwage.gateway.metrics import GatewayMetrics
@@ -324,6 +326,19 @@ def test_a_mark_read_while_rewritten_reads_as_old_new_or_nothing(
     a, b = mark_bytes(old), mark_bytes(new)
     torn = bytes(b[i] if copied[i] else a[i] for i in range(MARK_BYTES))
     assert parse_mark(torn) in {0, old, new}
+
+
+def test_a_mark_longer_than_a_record_is_cut_to_one_when_rewritten(tmp_path: Path) -> None:
+    path = tmp_path / "w-x.jsonl"
+    mark = Path(str(path) + ".done")
+    mark.write_bytes(b"9" * 40)  # damaged: no mark of any version is that long
+    assert read_done(path) == 0
+    marks = DoneMarks()
+    marks.write(path, 4096)
+    assert read_done(path) == 4096 and len(mark.read_bytes()) == MARK_BYTES
+    marks.write(path, 8192)
+    assert read_done(path) == 8192
+    marks.close()
 
 
 def test_an_earlier_versions_decimal_mark_is_read() -> None:

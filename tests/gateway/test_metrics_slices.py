@@ -62,3 +62,27 @@ async def test_a_failing_flush_is_logged_and_the_next_one_goes_on(
         assert 'tokenwage_gateway_requests_total{endpoint="openai.chat",status="200"} 1.0' in text
     finally:
         await metrics.stop()
+
+
+async def test_a_worker_busier_than_a_slice_per_turn_still_reaches_its_counters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each round flushes what was pending when it began, so requests finishing faster than
+    a slice per loop turn cannot keep the counters from ever being handed over."""
+    monkeypatch.setattr(metrics_module, "FLUSH_EVERY_S", 0.01)
+    monkeypatch.setattr(metrics_module, "FLUSH_SLICE", 10)
+    metrics = GatewayMetrics()
+    metrics.start()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline, turns = loop.time() + 0.3, 0
+        while loop.time() < deadline:  # 20 requests finish at every turn of the loop
+            for i in range(20):
+                call = Call("openai.chat", f"twr_{turns}_{i}", 0.0, status=200)
+                metrics.record(call, 0.002, 0.0001)
+            turns += 1
+            await asyncio.sleep(0)
+        requests = metrics.requests.labels("openai.chat", "200")._value.get()
+        assert requests > 0  # handed over by the rounds, not by a scrape
+    finally:
+        await metrics.stop()

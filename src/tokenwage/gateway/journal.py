@@ -209,7 +209,7 @@ def parse_mark(data: bytes) -> int:
         except ValueError:
             return 0
         return 0
-    return int(data) if data.isdigit() else 0
+    return int(data) if data.isdigit() and len(data) <= 20 else 0
 
 
 class DoneMarks:
@@ -225,7 +225,10 @@ class DoneMarks:
         fd = self._fds.get(path)
         if fd is None:
             fd = os.open(str(path) + DONE_SUFFIX, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.pwrite(fd, mark_bytes(offset), 0)
+            os.ftruncate(fd, MARK_BYTES)  # whatever longer was there (damage) goes
             self._fds[path] = fd
+            return
         os.pwrite(fd, mark_bytes(offset), 0)
 
     def remove(self, path: Path) -> None:

@@ -34,6 +34,9 @@ _OVERHEAD_BUCKETS = (0.0001, 0.0002, 0.0003, 0.0005, 0.001, 0.002, 0.005, 0.01, 
 _MAX_PENDING = 10_000
 FLUSH_EVERY_S = 0.05
 FLUSH_SLICE = 32
+FLUSH_TURNS = 8
+"""A round takes at most this many turns of the event loop (bigger slices when behind)."""
+FAILURE_LOG_EVERY_S = 60.0
 _TOTAL_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
@@ -201,15 +204,24 @@ class GatewayMetrics:
         self._flush_counts()
 
     async def _flush_in_slices(self) -> None:
+        failed_at = -FAILURE_LOG_EVERY_S
         while True:
             await asyncio.sleep(FLUSH_EVERY_S)
             try:
-                while self._finished:
-                    self._flush_some(FLUSH_SLICE)
-                    await asyncio.sleep(0)  # requests go on between slices
+                # what was pending when the round began: requests finishing meanwhile wait
+                # for the next round, so a busy worker still reaches the counters below
+                left = len(self._finished)
+                step = max(FLUSH_SLICE, -(-left // FLUSH_TURNS))  # a backlog cannot grow
+                while left > 0:
+                    self._flush_some(min(step, left))
+                    left -= step
+                    if left > 0:
+                        await asyncio.sleep(0)  # requests go on between slices
                 self._flush_counts()
             except Exception:  # a bad value must not stop the metrics for good
-                log.exception("flushing the gateway metrics failed")
+                if time.monotonic() - failed_at >= FAILURE_LOG_EVERY_S:
+                    failed_at = time.monotonic()
+                    log.exception("flushing the gateway metrics failed (logged once a minute)")
 
     def _flush_some(self, n: int) -> None:
         finished = self._finished[:n]
