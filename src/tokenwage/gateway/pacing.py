@@ -5,8 +5,8 @@ benchmark, with the load generator and the mock provider). A process that comput
 milliseconds without a system call keeps its CPU until the scheduler's next tick: a worker
 woken on that CPU waits for it, whatever the two processes' priorities. Measured on the
 2-core benchmark VM (``docs/benchmarks.md``, "What a neighbour costs"): a neighbour busy 4 ms
-of every 10 ms lifted the bare proxy's p99 at one connection from 0.7 to 4.1 ms; the same
-neighbour calling ``sched_yield`` every 0.2 ms of its work left it at 0.84 ms.
+of every 10 ms lifted the bare proxy's p99 at one connection from 0.85 to 4.58 ms; the same
+neighbour calling ``sched_yield`` every 0.2 ms of its work left it at 1.11 ms.
 
 :class:`Pacer` is that call: the folder calls it between units of work (a journal line, a
 settlement, a ledger entry), and it yields once a slice has passed. A yield with nothing
