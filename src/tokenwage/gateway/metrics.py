@@ -199,8 +199,7 @@ class GatewayMetrics:
 
     def flush(self) -> None:
         """Hand everything pending to prometheus-client (a scrape, a stopping worker)."""
-        while self._finished:
-            self._flush_some(len(self._finished))
+        self._flush_some(len(self._finished))
         self._flush_counts()
 
     async def _flush_in_slices(self) -> None:

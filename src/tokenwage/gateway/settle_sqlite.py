@@ -134,14 +134,11 @@ def _append_ledger(
         if last is not None:  # recording time never goes backwards within an account
             recorded = max(now, datetime.fromisoformat(last).replace(tzinfo=UTC))
         head = Head(seq, head_hash, balance)
-        entries: list[ledger.Entry] = []
         for at in range(0, len(account_drafts), _CHAIN_SLICE):  # chained on from each head
-            more, head = ledger.append(head, account_drafts[at : at + _CHAIN_SLICE], recorded)
-            entries += more
-            pace()
-        for e in entries:
-            rows.append(entry_row(account_id, e, stamps.__getitem__))
-            pace()
+            entries, head = ledger.append(head, account_drafts[at : at + _CHAIN_SLICE], recorded)
+            for e in entries:
+                rows.append(entry_row(account_id, e, stamps.__getitem__))
+                pace()
         updates.append(
             (
                 head.seq,
